@@ -1,0 +1,6 @@
+// Subcommands of the `qdit` CLI. Each returns the process exit code; argv[0] is the subcommand.
+#pragma once
+
+namespace qdit::cli {
+int cmd_inspect(int argc, char** argv);
+}  // namespace qdit::cli

@@ -1,0 +1,54 @@
+// qdit command-line entry: dispatches to one subcommand; every qdit::Error becomes a one-line
+// message on stderr and exit code 1 (never a crash).
+#include <cstdio>
+#include <cstring>
+#include <exception>
+#include <string>
+
+#include "commands.h"
+#include "qdit/core/error.h"
+
+namespace {
+
+struct Command {
+  const char* name;
+  int (*run)(int, char**);
+  const char* help;
+};
+
+const Command kCommands[] = {
+#ifdef QDIT_HAVE_CMD_INSPECT
+    {"inspect", qdit::cli::cmd_inspect, "inspect DIR: components, configs, tensor counts/dtypes/bytes"},
+#endif
+    {nullptr, nullptr, nullptr},
+};
+
+void usage() {
+  std::fprintf(stderr, "usage: qdit <command> [options]\ncommands:\n");
+  for (const Command* c = kCommands; c->name; ++c) std::fprintf(stderr, "  %-10s %s\n", c->name, c->help);
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  if (argc < 2 || !std::strcmp(argv[1], "-h") || !std::strcmp(argv[1], "--help")) {
+    usage();
+    return argc < 2 ? 2 : 0;
+  }
+  for (const Command* c = kCommands; c->name; ++c) {
+    if (std::strcmp(argv[1], c->name) == 0) {
+      try {
+        return c->run(argc - 1, argv + 1);
+      } catch (const qdit::Error& e) {
+        std::fprintf(stderr, "qdit %s: error: %s\n", c->name, e.what());
+        return 1;
+      } catch (const std::exception& e) {
+        std::fprintf(stderr, "qdit %s: unexpected error: %s\n", c->name, e.what());
+        return 1;
+      }
+    }
+  }
+  std::fprintf(stderr, "qdit: unknown command '%s'\n", argv[1]);
+  usage();
+  return 2;
+}
