@@ -1,0 +1,177 @@
+#include <cmath>
+
+#include "qdit/core/error.h"
+#include "qdit/core/parallel.h"
+#include "qdit/kernels/norm.h"
+
+namespace qdit::kernels {
+
+namespace {
+
+void require_f32(const Tensor& t, const char* op) {
+  QDIT_CHECK(t.dtype() == DType::F32, "[", op, "] expects f32, got ", t.desc());
+}
+
+const float* optional_param(const Tensor& p, int64_t n, const char* op, const char* what) {
+  if (!p.defined()) return nullptr;
+  QDIT_CHECK(p.numel() == n, "[", op, "] ", what, " has ", p.numel(), " elements, expected ", n);
+  require_f32(p, op);
+  QDIT_CHECK(p.is_contiguous(), "[", op, "] ", what, " must be contiguous");
+  return p.data<float>();
+}
+
+// Mean and 1/sqrt(var + eps) of one row, in double.
+inline void row_stats(const float* x, int64_t d, float eps, float& mean, float& rstd) {
+  double s = 0, ss = 0;
+  for (int64_t j = 0; j < d; ++j) s += x[j];
+  const double m = s / d;
+  for (int64_t j = 0; j < d; ++j) {
+    const double c = x[j] - m;
+    ss += c * c;
+  }
+  mean = static_cast<float>(m);
+  rstd = static_cast<float>(1.0 / std::sqrt(ss / d + eps));
+}
+
+int64_t row_grain(int64_t d) { return std::max<int64_t>(1, 8192 / std::max<int64_t>(d, 1)); }
+
+}  // namespace
+
+Tensor layer_norm(const Tensor& x_in, const Tensor& weight, const Tensor& bias, float eps) {
+  require_f32(x_in, "layer_norm");
+  Tensor x = x_in.contiguous();
+  const int64_t d = x.size(-1), rows = x.numel() / std::max<int64_t>(d, 1);
+  const float* w = optional_param(weight, d, "layer_norm", "weight");
+  const float* b = optional_param(bias, d, "layer_norm", "bias");
+  Tensor y = Tensor::empty(x.shape(), DType::F32);
+  const float* xp = x.data<float>();
+  float* yp = y.data<float>();
+  parallel_for(rows, row_grain(d), [&](int64_t r0, int64_t r1) {
+    for (int64_t r = r0; r < r1; ++r) {
+      float mean, rstd;
+      row_stats(xp + r * d, d, eps, mean, rstd);
+      for (int64_t j = 0; j < d; ++j) {
+        float v = (xp[r * d + j] - mean) * rstd;
+        if (w) v *= w[j];
+        if (b) v += b[j];
+        yp[r * d + j] = v;
+      }
+    }
+  });
+  return y;
+}
+
+Tensor rms_norm(const Tensor& x_in, const Tensor& weight, float eps) {
+  require_f32(x_in, "rms_norm");
+  Tensor x = x_in.contiguous();
+  const int64_t d = x.size(-1), rows = x.numel() / std::max<int64_t>(d, 1);
+  const float* w = optional_param(weight, d, "rms_norm", "weight");
+  Tensor y = Tensor::empty(x.shape(), DType::F32);
+  const float* xp = x.data<float>();
+  float* yp = y.data<float>();
+  parallel_for(rows, row_grain(d), [&](int64_t r0, int64_t r1) {
+    for (int64_t r = r0; r < r1; ++r) {
+      double ss = 0;
+      for (int64_t j = 0; j < d; ++j) ss += static_cast<double>(xp[r * d + j]) * xp[r * d + j];
+      // PyTorch: x * rsqrt(mean(x^2) + eps) in f32, then * weight.
+      const float rstd = static_cast<float>(1.0 / std::sqrt(ss / d + eps));
+      for (int64_t j = 0; j < d; ++j) {
+        float v = xp[r * d + j] * rstd;
+        yp[r * d + j] = w ? v * w[j] : v;
+      }
+    }
+  });
+  return y;
+}
+
+Tensor group_norm(const Tensor& x_in, int64_t groups, const Tensor& weight, const Tensor& bias, float eps) {
+  require_f32(x_in, "group_norm");
+  QDIT_CHECK(x_in.dim() >= 2, "[group_norm] expects [N, C, ...], got ", x_in.desc());
+  Tensor x = x_in.contiguous();
+  const int64_t n = x.size(0), c = x.size(1);
+  QDIT_CHECK(groups > 0 && c % groups == 0, "[group_norm] ", c, " channels not divisible into ", groups, " groups");
+  const int64_t spatial = x.numel() / std::max<int64_t>(n * c, 1);
+  const int64_t cpg = c / groups, group_size = cpg * spatial;
+  const float* w = optional_param(weight, c, "group_norm", "weight");
+  const float* b = optional_param(bias, c, "group_norm", "bias");
+  Tensor y = Tensor::empty(x.shape(), DType::F32);
+  const float* xp = x.data<float>();
+  float* yp = y.data<float>();
+  parallel_for(n * groups, 1, [&](int64_t g0, int64_t g1) {
+    for (int64_t g = g0; g < g1; ++g) {
+      const float* src = xp + g * group_size;
+      float* dst = yp + g * group_size;
+      float mean, rstd;
+      row_stats(src, group_size, eps, mean, rstd);
+      const int64_t c0 = (g % groups) * cpg;
+      for (int64_t ci = 0; ci < cpg; ++ci) {
+        const float sw = w ? w[c0 + ci] : 1.0f, sb = b ? b[c0 + ci] : 0.0f;
+        for (int64_t s = 0; s < spatial; ++s) {
+          const int64_t i = ci * spatial + s;
+          dst[i] = (src[i] - mean) * rstd * sw + sb;
+        }
+      }
+    }
+  });
+  return y;
+}
+
+Tensor layer_norm_modulate(const Tensor& x_in, const Tensor& shift, const Tensor& scale, float eps) {
+  require_f32(x_in, "layer_norm_modulate");
+  QDIT_CHECK(x_in.dim() == 3, "[layer_norm_modulate] x must be [B, S, D], got ", x_in.desc());
+  Tensor x = x_in.contiguous();
+  const int64_t B = x.size(0), S = x.size(1), D = x.size(2);
+  auto check_mod = [&](const Tensor& t) {
+    require_f32(t, "layer_norm_modulate");
+    QDIT_CHECK(t.dim() == 2 && (t.size(0) == B || t.size(0) == 1) && t.size(1) == D,
+               "[layer_norm_modulate] expected [", B, ", ", D, "] modulation, got ", t.desc());
+  };
+  check_mod(shift);
+  check_mod(scale);
+  Tensor y = Tensor::empty(x.shape(), DType::F32);
+  const float* xp = x.data<float>();
+  float* yp = y.data<float>();
+  const int64_t shb = shift.size(0) == 1 ? 0 : shift.strides()[0], shi = shift.strides()[1];
+  const int64_t scb = scale.size(0) == 1 ? 0 : scale.strides()[0], sci = scale.strides()[1];
+  const float* shp = shift.data<float>();
+  const float* scp = scale.data<float>();
+  parallel_for(B * S, row_grain(D), [&](int64_t r0, int64_t r1) {
+    for (int64_t r = r0; r < r1; ++r) {
+      const int64_t b = r / S;
+      float mean, rstd;
+      row_stats(xp + r * D, D, eps, mean, rstd);
+      for (int64_t j = 0; j < D; ++j) {
+        const float n = (xp[r * D + j] - mean) * rstd;
+        yp[r * D + j] = n * (1.0f + scp[b * scb + j * sci]) + shp[b * shb + j * shi];
+      }
+    }
+  });
+  return y;
+}
+
+Tensor softmax(const Tensor& x_in) {
+  require_f32(x_in, "softmax");
+  Tensor x = x_in.contiguous();
+  const int64_t d = x.size(-1), rows = x.numel() / std::max<int64_t>(d, 1);
+  Tensor y = Tensor::empty(x.shape(), DType::F32);
+  const float* xp = x.data<float>();
+  float* yp = y.data<float>();
+  parallel_for(rows, row_grain(d), [&](int64_t r0, int64_t r1) {
+    for (int64_t r = r0; r < r1; ++r) {
+      const float* s = xp + r * d;
+      float* o = yp + r * d;
+      float m = -INFINITY;
+      for (int64_t j = 0; j < d; ++j) m = std::max(m, s[j]);
+      double sum = 0;
+      for (int64_t j = 0; j < d; ++j) {
+        o[j] = std::exp(s[j] - m);
+        sum += o[j];
+      }
+      const float inv = static_cast<float>(1.0 / sum);
+      for (int64_t j = 0; j < d; ++j) o[j] *= inv;
+    }
+  });
+  return y;
+}
+
+}  // namespace qdit::kernels

@@ -1,0 +1,153 @@
+// TiledLinear: GEMM over weights that are stored compactly and expanded to f32 one tile of output
+// rows at a time (bf16 on CPUs without a bf16 GEMM; quantized formats via their decoders).
+#include <algorithm>
+#include <cstring>
+#include <map>
+#include <mutex>
+#include <oneapi/dnnl/dnnl.hpp>
+
+#include "qdit/core/error.h"
+#include "qdit/kernels/cpu/convert.h"
+#include "qdit/kernels/cpu/dnnl_context.h"
+#include "qdit/kernels/gemm.h"
+
+namespace qdit::kernels {
+
+using dnnl::memory;
+using tag = dnnl::memory::format_tag;
+using dt = dnnl::memory::data_type;
+using cpu::dnnl_engine;
+using cpu::dnnl_stream;
+
+namespace {
+
+class Bf16RowDecoder : public WeightRowDecoder {
+ public:
+  explicit Bf16RowDecoder(const Tensor& w) : w_(w.contiguous().clone(MemTag::Weights)) {
+    QDIT_CHECK(w_.dim() == 2 && w_.dtype() == DType::BF16, "[linear] bf16 decoder needs a bf16 [N, K] weight, got ",
+               w_.desc());
+  }
+  int64_t rows() const override { return w_.size(0); }
+  int64_t cols() const override { return w_.size(1); }
+  size_t stored_bytes() const override { return w_.nbytes(); }
+  void decode_rows(int64_t n0, int64_t n1, float* dst) const override {
+    const int64_t k = cols();
+    cpu::bf16_to_f32_buffer(w_.data<uint16_t>() + n0 * k, dst, (n1 - n0) * k);
+  }
+
+ private:
+  Tensor w_;
+};
+
+struct TileKey {
+  int64_t m, rows;
+  Activation act;
+  bool accumulate;
+  auto tie() const { return std::tie(m, rows, act, accumulate); }
+  bool operator<(const TileKey& o) const { return tie() < o.tie(); }
+};
+
+dnnl::post_ops make_post_ops(Activation act, bool accumulate) {
+  dnnl::post_ops po;
+  switch (act) {
+    case Activation::None: break;
+    case Activation::GeluTanh: po.append_eltwise(1.f, dnnl::algorithm::eltwise_gelu_tanh, 0.f, 0.f); break;
+    case Activation::GeluErf: po.append_eltwise(1.f, dnnl::algorithm::eltwise_gelu_erf, 0.f, 0.f); break;
+    case Activation::Silu: po.append_eltwise(1.f, dnnl::algorithm::eltwise_swish, 1.f, 0.f); break;
+    case Activation::Relu: po.append_eltwise(1.f, dnnl::algorithm::eltwise_relu, 0.f, 0.f); break;
+  }
+  if (accumulate) po.append_sum(1.f);
+  return po;
+}
+
+}  // namespace
+
+std::unique_ptr<WeightRowDecoder> make_bf16_row_decoder(const Tensor& weight_bf16) {
+  return std::make_unique<Bf16RowDecoder>(weight_bf16);
+}
+
+struct TiledLinear::Impl {
+  std::unique_ptr<WeightRowDecoder> decoder;
+  Tensor bias;  // f32 [N] or undefined
+  mutable std::mutex mu;
+  mutable std::map<TileKey, dnnl::matmul> prims;
+
+  dnnl::matmul prim(int64_t m, int64_t k, int64_t n_total, int64_t rows, Activation act, bool accumulate) const {
+    std::lock_guard<std::mutex> lock(mu);
+    TileKey key{m, rows, act, accumulate};
+    auto it = prims.find(key);
+    if (it != prims.end()) return it->second;
+    memory::desc src({m, k}, dt::f32, tag::ab);
+    memory::desc wei({k, rows}, dt::f32, tag::ba);           // decoded rows [rows, K]
+    memory::desc dst({m, rows}, dt::f32, memory::dims{n_total, 1});  // a column block of y
+    memory::desc bmd({1, rows}, dt::f32, tag::ab);
+    dnnl::primitive_attr attr;
+    attr.set_post_ops(make_post_ops(act, accumulate));
+    auto d = bias.defined() ? dnnl::matmul::desc(src, wei, bmd, dst) : dnnl::matmul::desc(src, wei, dst);
+    return prims.emplace(key, dnnl::matmul(dnnl::matmul::primitive_desc(d, attr, dnnl_engine()))).first->second;
+  }
+};
+
+TiledLinear::TiledLinear(std::unique_ptr<WeightRowDecoder> decoder, const Tensor& bias, bool round_input_to_bf16)
+    : impl_(std::make_unique<Impl>()), round_input_(round_input_to_bf16) {
+  QDIT_CHECK(decoder, "[linear] null weight decoder");
+  const int64_t n = decoder->rows(), k = decoder->cols();
+  if (bias.defined()) {
+    QDIT_CHECK(bias.numel() == n, "[linear] bias has ", bias.numel(), " elements, expected ", n);
+    impl_->bias = bias.contiguous().to(DType::F32).clone(MemTag::Weights);
+  }
+  // Keep the decoded tile around 256 KiB so it stays in L2 while the GEMM streams over M.
+  tile_ = std::clamp<int64_t>((65536 / std::max<int64_t>(k, 1)) / 16 * 16, 16, 1024);
+  tile_ = std::min(tile_, n);
+  impl_->decoder = std::move(decoder);
+}
+
+TiledLinear::~TiledLinear() = default;
+int64_t TiledLinear::in_features() const { return impl_->decoder->cols(); }
+int64_t TiledLinear::out_features() const { return impl_->decoder->rows(); }
+size_t TiledLinear::weight_bytes() const {
+  return impl_->decoder->stored_bytes() + (impl_->bias.defined() ? impl_->bias.nbytes() : 0);
+}
+
+void TiledLinear::forward_into(const Tensor& x_in, Tensor& y, const GemmOptions& opt) const {
+  const int64_t n = out_features(), k = in_features();
+  QDIT_CHECK(x_in.dim() >= 1 && x_in.size(-1) == k, "[linear] input ", x_in.desc(), " does not end in in_features=", k);
+  const int64_t m = x_in.numel() / k;
+  QDIT_CHECK(y.dtype() == DType::F32 && y.is_contiguous() && y.numel() == m * n, "[linear] output ", y.desc(),
+             " must be contiguous f32 with ", m, "x", n, " elements");
+  if (m == 0) return;
+  Tensor x = x_in.contiguous().to(DType::F32);
+  if (round_input_ && x_in.dtype() == DType::F32) {
+    Tensor rounded = Tensor::empty(x.shape(), DType::BF16, MemTag::Workspace);
+    cpu::f32_to_bf16_buffer(x.data<float>(), rounded.data<uint16_t>(), x.numel());
+    x = Tensor::empty(x.shape(), DType::F32, MemTag::Workspace);
+    cpu::bf16_to_f32_buffer(rounded.data<uint16_t>(), x.data<float>(), x.numel());
+  }
+  Tensor tile = Tensor::empty({tile_, k}, DType::F32, MemTag::Workspace);
+  for (int64_t n0 = 0; n0 < n; n0 += tile_) {
+    const int64_t rows = std::min(tile_, n - n0);
+    impl_->decoder->decode_rows(n0, n0 + rows, tile.data<float>());
+    dnnl::matmul p = impl_->prim(m, k, n, rows, opt.activation, opt.accumulate);
+    memory src({{m, k}, dt::f32, tag::ab}, dnnl_engine(), x.raw_data());
+    memory wei({{k, rows}, dt::f32, tag::ba}, dnnl_engine(), tile.raw_data());
+    memory dst({{m, rows}, dt::f32, memory::dims{n, 1}}, dnnl_engine(), y.data<float>() + n0);
+    std::unordered_map<int, memory> args{{DNNL_ARG_SRC, src}, {DNNL_ARG_WEIGHTS, wei}, {DNNL_ARG_DST, dst}};
+    memory bmem;
+    if (impl_->bias.defined()) {
+      bmem = memory({{1, rows}, dt::f32, tag::ab}, dnnl_engine(), impl_->bias.data<float>() + n0);
+      args.emplace(DNNL_ARG_BIAS, bmem);
+    }
+    p.execute(dnnl_stream(), args);
+    dnnl_stream().wait();
+  }
+}
+
+std::unique_ptr<LinearKernel> make_float_linear(const Tensor& weight, const Tensor& bias, DType compute) {
+  if (compute == DType::F32 || native_bf16_gemm_available())
+    return std::make_unique<PackedLinear>(weight, bias, compute);
+  QDIT_CHECK(compute == DType::BF16, "[linear] unsupported compute dtype ", dtype_name(compute));
+  // No bf16 GEMM on this CPU: keep bf16 weights (half the memory) and expand tiles to f32.
+  return std::make_unique<TiledLinear>(make_bf16_row_decoder(weight.to(DType::BF16)), bias, true);
+}
+
+}  // namespace qdit::kernels

@@ -1,0 +1,109 @@
+// Linear-layer GEMM on pre-packed weights: y[M,N] = epilogue(x[M,K] W[N,K]^T + b).
+// Weights are reordered once into the layout oneDNN's kernel prefers (f32 or bf16); primitives are
+// created per M and cached. Activations stay f32 at the interface; with bf16 compute the input is
+// rounded to bf16 (RNE) on the way in and the product accumulates in f32.
+#pragma once
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <optional>
+
+#include "qdit/core/tensor.h"
+
+namespace qdit::kernels {
+
+enum class Activation { None, GeluTanh, GeluErf, Silu, Relu };
+const char* activation_name(Activation a);
+
+struct GemmOptions {
+  Activation activation = Activation::None;
+  // y += result (y must hold the addend): fuses a residual add into the GEMM.
+  bool accumulate = false;
+};
+
+// What every Linear kernel offers; nn::Linear holds one, chosen by the weight's format.
+class LinearKernel {
+ public:
+  virtual ~LinearKernel() = default;
+  virtual int64_t in_features() const = 0;
+  virtual int64_t out_features() const = 0;
+  virtual size_t weight_bytes() const = 0;  // bytes resident for weights + bias
+  // x: [..., K] f32 (or bf16), contiguous rows; y: [..., N] f32 contiguous.
+  virtual void forward_into(const Tensor& x, Tensor& y, const GemmOptions& opt = {}) const = 0;
+  Tensor forward(const Tensor& x, const GemmOptions& opt = {}) const;
+};
+
+// Produces f32 rows of a [N, K] weight on demand: the compact storage (bf16 on CPUs without bf16
+// GEMM, quantized codes + scales later) is expanded one tile at a time, never whole.
+class WeightRowDecoder {
+ public:
+  virtual ~WeightRowDecoder() = default;
+  virtual int64_t rows() const = 0;  // N
+  virtual int64_t cols() const = 0;  // K
+  virtual size_t stored_bytes() const = 0;
+  // Writes rows [n0, n1) as f32 into dst ([n1-n0, K], row-major).
+  virtual void decode_rows(int64_t n0, int64_t n1, float* dst) const = 0;
+};
+
+// Linear on a WeightRowDecoder: for each tile of output columns the weight rows are decoded into
+// an L2-sized f32 buffer and multiplied with oneDNN's f32 GEMM; the decode cost is amortised over M.
+class TiledLinear : public LinearKernel {
+ public:
+  // round_input_to_bf16: round x to bf16 first, so "bf16 compute" means the same numerics
+  // whether or not the CPU has a native bf16 GEMM.
+  TiledLinear(std::unique_ptr<WeightRowDecoder> decoder, const Tensor& bias, bool round_input_to_bf16 = false);
+  ~TiledLinear() override;
+  int64_t in_features() const override;
+  int64_t out_features() const override;
+  size_t weight_bytes() const override;
+  void forward_into(const Tensor& x, Tensor& y, const GemmOptions& opt = {}) const override;
+  int64_t tile_rows() const { return tile_; }
+
+ private:
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
+  int64_t tile_ = 0;
+  bool round_input_ = false;
+};
+
+// Decoder over a bf16 [N, K] weight (used for bf16 weights where oneDNN has no bf16 GEMM).
+std::unique_ptr<WeightRowDecoder> make_bf16_row_decoder(const Tensor& weight_bf16);
+
+// True when oneDNN offers a bf16 x bf16 -> f32 GEMM on this CPU (AVX-512 BF16 / AMX).
+bool native_bf16_gemm_available();
+
+// Picks the fastest kernel for a float weight: oneDNN pre-packed when it supports `compute`,
+// otherwise bf16 storage decoded tile by tile.
+std::unique_ptr<LinearKernel> make_float_linear(const Tensor& weight, const Tensor& bias, DType compute);
+
+class PackedLinear : public LinearKernel {
+ public:
+  // weight: [N, K] (PyTorch Linear layout) in f32/f16/bf16; bias: [N] or undefined.
+  // compute: F32 or BF16.
+  PackedLinear(const Tensor& weight, const Tensor& bias, DType compute);
+  ~PackedLinear();
+  PackedLinear(const PackedLinear&) = delete;
+  PackedLinear& operator=(const PackedLinear&) = delete;
+
+  int64_t in_features() const override { return k_; }
+  int64_t out_features() const override { return n_; }
+  DType compute_dtype() const { return compute_; }
+  size_t weight_bytes() const override;
+  void forward_into(const Tensor& x, Tensor& y, const GemmOptions& opt = {}) const override;
+
+ private:
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
+  int64_t n_ = 0, k_ = 0;
+  DType compute_;
+};
+
+// Plain triple-loop reference (double accumulation) for tests: y = act(x W^T + b).
+Tensor linear_reference(const Tensor& x, const Tensor& weight, const Tensor& bias,
+                        Activation act = Activation::None);
+
+// Scalar activation functions shared by kernels and references.
+float apply_activation(Activation a, float x);
+
+}  // namespace qdit::kernels

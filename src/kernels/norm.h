@@ -1,0 +1,19 @@
+// Normalisations and softmax over f32 tensors. Statistics accumulate in double: the cost is
+// negligible next to the GEMMs and it keeps float32 parity with PyTorch comfortable.
+#pragma once
+#include "qdit/core/tensor.h"
+
+namespace qdit::kernels {
+
+// Over the last dim; weight/bias [D] or undefined (elementwise_affine=False).
+Tensor layer_norm(const Tensor& x, const Tensor& weight, const Tensor& bias, float eps);
+// T5/Flux RMSNorm: x / sqrt(mean(x^2) + eps) * weight (weight optional).
+Tensor rms_norm(const Tensor& x, const Tensor& weight, float eps);
+// x: [N, C, ...spatial]; weight/bias [C] or undefined.
+Tensor group_norm(const Tensor& x, int64_t groups, const Tensor& weight, const Tensor& bias, float eps);
+// Fused LayerNorm (no affine) + AdaLN modulation: LN(x) * (1 + scale[B,D]) + shift[B,D].
+Tensor layer_norm_modulate(const Tensor& x, const Tensor& shift, const Tensor& scale, float eps);
+// Softmax over the last dim.
+Tensor softmax(const Tensor& x);
+
+}  // namespace qdit::kernels

@@ -1,0 +1,88 @@
+#include <gtest/gtest.h>
+
+#include <cmath>
+
+#include "qdit/kernels/elementwise.h"
+#include "qdit/kernels/norm.h"
+#include "support/random.h"
+
+using namespace qdit;
+using namespace qdit::kernels;
+using qdit::testing::expect_close;
+using qdit::testing::random_tensor;
+
+namespace {
+// Naive double-precision references.
+Tensor ln_ref(const Tensor& x, const Tensor& w, const Tensor& b, double eps, bool rms) {
+  const int64_t d = x.size(-1), rows = x.numel() / d;
+  std::vector<float> v = x.to_vector(), out(v.size());
+  for (int64_t r = 0; r < rows; ++r) {
+    double mean = 0, var = 0;
+    for (int64_t j = 0; j < d; ++j) mean += v[r * d + j];
+    mean = rms ? 0.0 : mean / d;
+    for (int64_t j = 0; j < d; ++j) var += (v[r * d + j] - mean) * (v[r * d + j] - mean);
+    var /= d;
+    for (int64_t j = 0; j < d; ++j) {
+      double o = (v[r * d + j] - mean) / std::sqrt(var + eps);
+      if (w.defined()) o *= w.item_f32(j);
+      if (b.defined()) o += b.item_f32(j);
+      out[r * d + j] = static_cast<float>(o);
+    }
+  }
+  return Tensor::from_vector(out, x.shape());
+}
+}  // namespace
+
+TEST(Norm, LayerNormAffineAndNot) {
+  for (int64_t d : {1, 7, 64, 129}) {
+    Tensor x = random_tensor({3, 5, d}, static_cast<uint32_t>(d), -3, 5);
+    Tensor w = random_tensor({d}, 2), b = random_tensor({d}, 3);
+    expect_close(layer_norm(x, w, b, 1e-5f), ln_ref(x, w, b, 1e-5, false), 1e-5f, "affine");
+    expect_close(layer_norm(x, Tensor(), Tensor(), 1e-6f), ln_ref(x, Tensor(), Tensor(), 1e-6, false), 1e-5f);
+  }
+}
+
+TEST(Norm, RmsNorm) {
+  Tensor x = random_tensor({4, 33}, 4, -2, 2);
+  Tensor w = random_tensor({33}, 5);
+  expect_close(rms_norm(x, w, 1e-6f), ln_ref(x, w, Tensor(), 1e-6, true), 1e-5f);
+  expect_close(rms_norm(x, Tensor(), 1e-6f), ln_ref(x, Tensor(), Tensor(), 1e-6, true), 1e-5f);
+}
+
+TEST(Norm, GroupNormMatchesPerGroupLayerNorm) {
+  const int64_t N = 2, C = 6, H = 3, W = 5, G = 3;
+  Tensor x = random_tensor({N, C, H, W}, 6, -1, 3);
+  Tensor w = random_tensor({C}, 7), b = random_tensor({C}, 8);
+  Tensor y = group_norm(x, G, w, b, 1e-6f);
+  // Each group is a LayerNorm over its (C/G)*H*W values, then the per-channel affine.
+  Tensor flat = ln_ref(x.reshape({N * G, C / G * H * W}), Tensor(), Tensor(), 1e-6, false).reshape({N, C, H, W});
+  std::vector<float> ref = flat.to_vector();
+  for (int64_t n = 0; n < N; ++n)
+    for (int64_t c = 0; c < C; ++c)
+      for (int64_t s = 0; s < H * W; ++s) {
+        const int64_t i = (n * C + c) * H * W + s;
+        ref[i] = ref[i] * w.item_f32(c) + b.item_f32(c);
+      }
+  expect_close(y, Tensor::from_vector(ref, x.shape()), 1e-5f);
+}
+
+TEST(Norm, LayerNormModulateEqualsUnfused) {
+  Tensor x = random_tensor({2, 9, 24}, 9, -2, 2);
+  Tensor mods = random_tensor({2, 48}, 10);
+  Tensor shift = mods.slice(1, 0, 24), scale = mods.slice(1, 24, 48);
+  Tensor fused = layer_norm_modulate(x, shift, scale, 1e-6f);
+  Tensor unfused = modulate(layer_norm(x, Tensor(), Tensor(), 1e-6f), shift, scale);
+  expect_close(fused, unfused, 1e-6f);
+}
+
+TEST(Norm, SoftmaxRowsSumToOneAndMatchFormula) {
+  Tensor x = random_tensor({5, 17}, 11, -20, 20);
+  Tensor y = softmax(x);
+  for (int64_t r = 0; r < 5; ++r) {
+    double m = -1e30, s = 0;
+    for (int64_t j = 0; j < 17; ++j) m = std::max<double>(m, x.item_f32(r * 17 + j));
+    for (int64_t j = 0; j < 17; ++j) s += std::exp(x.item_f32(r * 17 + j) - m);
+    for (int64_t j = 0; j < 17; ++j)
+      EXPECT_NEAR(y.item_f32(r * 17 + j), std::exp(x.item_f32(r * 17 + j) - m) / s, 1e-6);
+  }
+}
