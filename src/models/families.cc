@@ -1,0 +1,16 @@
+#include "qdit/models/families.h"
+
+namespace qdit::models {
+
+// Each family's registration function (defined in its folder), listed here once.
+#define QDIT_MODEL_FAMILIES(X)
+
+#define QDIT_DECLARE_FAMILY(fn) void fn();
+QDIT_MODEL_FAMILIES(QDIT_DECLARE_FAMILY)
+
+void register_builtin_models() {
+#define QDIT_CALL_FAMILY(fn) fn();
+  QDIT_MODEL_FAMILIES(QDIT_CALL_FAMILY)
+}
+
+}  // namespace qdit::models

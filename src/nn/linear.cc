@@ -1,0 +1,33 @@
+#include "qdit/nn/linear.h"
+
+#include "qdit/core/error.h"
+
+namespace qdit::nn {
+
+std::unique_ptr<kernels::LinearKernel> LinearFactory::make(const std::string&, const Tensor& weight,
+                                                           const Tensor& bias, DType compute) const {
+  return kernels::make_float_linear(weight, bias, compute);
+}
+
+Linear::Linear(const WeightBinder& parent, const std::string& name, int64_t in, int64_t out, bool bias,
+               const ModuleContext& ctx)
+    : in_(in), out_(out), path_(parent.path(name)) {
+  WeightBinder b = parent.sub(name);
+  Tensor w = b.get("weight", {out, in});
+  Tensor bb = bias ? b.get("bias", {out}) : Tensor();
+  // A missing or mis-shaped tensor is recorded by the binder and reported at finish().
+  if (!w.defined() || (bias && !bb.defined())) return;
+  kernel_ = ctx.linear_factory->make(path_, w, bb, ctx.compute);
+}
+
+Tensor Linear::operator()(const Tensor& x, const kernels::GemmOptions& opt) const {
+  QDIT_CHECK(kernel_, "[linear] ", path_, " has no weights bound");
+  return kernel_->forward(x, opt);
+}
+
+void Linear::forward_into(const Tensor& x, Tensor& y, const kernels::GemmOptions& opt) const {
+  QDIT_CHECK(kernel_, "[linear] ", path_, " has no weights bound");
+  kernel_->forward_into(x, y, opt);
+}
+
+}  // namespace qdit::nn
