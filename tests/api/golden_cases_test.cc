@@ -1,0 +1,33 @@
+// Every reference case qdit implements, run through the same code path as `qdit check`
+// (api::run_case) at float32 with the default tolerances (1e-4 * max(1, max|ref|) for components,
+// 1e-3 * max|ref| for pipelines).
+#include <gtest/gtest.h>
+
+#include <string>
+
+#include "qdit/api/golden_case.h"
+
+namespace {
+
+const char* const kCases[] = {
+    "vae_decode_4ch",
+    "vae_decode_16ch",
+};
+
+class GoldenCase : public ::testing::TestWithParam<const char*> {};
+
+TEST_P(GoldenCase, MatchesReference) {
+  const std::string dir = std::string(QDIT_TEST_DATA_DIR) + "/golden/" + GetParam();
+  qdit::api::CheckReport r = qdit::api::run_case(dir);
+  EXPECT_TRUE(r.pass()) << r.str();
+  EXPECT_FALSE(r.tensors.empty());
+}
+
+INSTANTIATE_TEST_SUITE_P(All, GoldenCase, ::testing::ValuesIn(kCases),
+                         [](const ::testing::TestParamInfo<const char*>& i) { return std::string(i.param); });
+
+TEST(GoldenCaseErrors, MissingFolderAndUnknownKindAreReported) {
+  EXPECT_THROW(qdit::api::run_case("/nonexistent/case"), qdit::Error);
+}
+
+}  // namespace

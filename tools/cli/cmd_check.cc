@@ -1,0 +1,50 @@
+// `qdit check CASE_DIR...`: runs reference cases (tests/golden format) through qdit and prints the
+// error per output tensor; exit 0 only when every case passes.
+#include <cstdio>
+#include <cstring>
+#include <string>
+#include <vector>
+
+#include "commands.h"
+#include "qdit/api/golden_case.h"
+#include "qdit/core/error.h"
+
+namespace qdit::cli {
+
+int cmd_check(int argc, char** argv) {
+  api::CheckOptions opt;
+  std::vector<std::string> cases;
+  for (int i = 1; i < argc; ++i) {
+    const std::string a = argv[i];
+    auto value = [&]() -> std::string {
+      QDIT_CHECK(i + 1 < argc, "[check] ", a, " needs a value");
+      return argv[++i];
+    };
+    if (a == "--dtype") {
+      const std::string d = value();
+      auto dt = dtype_from_name(d);
+      QDIT_CHECK(dt && (*dt == DType::F32 || *dt == DType::BF16), "[check] --dtype must be f32 or bf16, got ", d);
+      opt.compute = *dt;
+    } else if (a == "--tolerance") {
+      opt.tolerance = std::stod(value());
+    } else if (a == "-h" || a == "--help") {
+      std::printf("usage: qdit check CASE_DIR... [--dtype f32|bf16] [--tolerance REL]\n");
+      return 0;
+    } else if (!a.empty() && a[0] == '-') {
+      fail("[check] unknown option ", a);
+    } else {
+      cases.push_back(a);
+    }
+  }
+  QDIT_CHECK(!cases.empty(), "[check] no case folder given");
+  int failed = 0;
+  for (const auto& c : cases) {
+    api::CheckReport r = api::run_case(c, opt);
+    std::printf("%s", r.str().c_str());
+    if (!r.pass()) ++failed;
+  }
+  if (cases.size() > 1) std::printf("%zu passed, %d failed\n", cases.size() - failed, failed);
+  return failed ? 1 : 0;
+}
+
+}  // namespace qdit::cli
