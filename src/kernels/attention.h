@@ -1,0 +1,26 @@
+// Fused scaled-dot-product attention (flash-style online softmax; scores never materialised), used
+// by every attention block of the DiT and text-encoder models. CPU implementations live in
+// cpu/attention*.cc (AVX-512 BF16 when the CPU has it, AVX2 otherwise).
+#pragma once
+#include "qdit/core/tensor.h"
+
+namespace qdit::kernels {
+
+// out = softmax(Q K^T * scale + mask) V.
+// q: [B, H, Sq, D]; k, v: [B, H, Skv, D]; any strides with a contiguous last dim (a [B, S, H, D]
+// projection output permuted to [B, H, S, D] needs no copy). q, k, v all f32 or all bf16:
+// f32 computes in f32; bf16 uses bf16 dot products with f32 accumulation and softmax, and rounds
+// the probabilities P to bf16 for the P.V product.
+// mask: optional f32 additive tensor, 4-D, each dim equal to the full size or 1 (broadcast), i.e.
+// broadcastable to [B, H, Sq, Skv] (key padding [B,1,1,Skv], T5 bias [B|1,H,Sq,Skv], causal
+// [1,1,Sq,Skv]). -inf and finfo(f32).min are fine: a row masked with finfo.min everywhere gives
+// PyTorch's uniform distribution; a row that is -inf everywhere gives zeros (not NaN).
+// out: [B, Sq, H*D] contiguous f32 (heads merged); allocated when null.
+Tensor attention(const Tensor& q, const Tensor& k, const Tensor& v, const Tensor* mask, float scale,
+                 Tensor* out = nullptr);
+
+// Plain reference for tests: materialises the scores, accumulates in double.
+Tensor attention_reference(const Tensor& q, const Tensor& k, const Tensor& v, const Tensor* mask,
+                           float scale);
+
+}  // namespace qdit::kernels

@@ -1,0 +1,199 @@
+// attention(): argument checks, variant dispatch and threading; attention_reference().
+#include "qdit/kernels/attention.h"
+
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+#include <limits>
+#include <vector>
+
+#include "qdit/core/error.h"
+#include "qdit/core/float_cast.h"
+#include "qdit/core/parallel.h"
+#include "qdit/kernels/cpu/attention_cpu.h"
+#include "qdit/kernels/cpu/isa.h"
+
+namespace qdit::kernels {
+namespace {
+
+struct Dims {
+  int64_t b, h, sq, skv, d;
+};
+
+Dims check_args(const Tensor& q, const Tensor& k, const Tensor& v, const Tensor* mask) {
+  const char* names[3] = {"q", "k", "v"};
+  const Tensor* ts[3] = {&q, &k, &v};
+  for (int i = 0; i < 3; ++i) {
+    const Tensor& t = *ts[i];
+    QDIT_CHECK(t.defined(), "[attention] ", names[i], " is undefined");
+    QDIT_CHECK(t.dim() == 4, "[attention] ", names[i], " must be 4-D [B, H, S, D], got ", t.desc());
+    QDIT_CHECK(t.dtype() == DType::F32 || t.dtype() == DType::BF16, "[attention] ", names[i],
+               " must be f32 or bf16, got ", t.desc());
+    QDIT_CHECK(t.size(3) <= 1 || t.strides()[3] == 1, "[attention] ", names[i],
+               " needs a contiguous last dim, got ", t.desc(), " with strides ", shape_str(t.strides()));
+  }
+  QDIT_CHECK(q.dtype() == k.dtype() && q.dtype() == v.dtype(),
+             "[attention] q, k, v must share one dtype, got q ", q.desc(), ", k ", k.desc(), ", v ",
+             v.desc());
+  const Dims d{q.size(0), q.size(1), q.size(2), k.size(2), q.size(3)};
+  QDIT_CHECK(k.size(0) == d.b && v.size(0) == d.b && k.size(1) == d.h && v.size(1) == d.h &&
+                 k.size(3) == d.d && v.size(3) == d.d && v.size(2) == d.skv,
+             "[attention] expected k and v [", d.b, ", ", d.h, ", Skv, ", d.d, "] matching q ",
+             q.desc(), ", got k ", k.desc(), ", v ", v.desc());
+  QDIT_CHECK(d.d >= 1, "[attention] head dim must be >= 1, got q ", q.desc());
+  QDIT_CHECK(d.skv >= 1 || d.sq == 0 || d.b * d.h == 0,
+             "[attention] k and v have no keys (Skv = 0): ", k.desc());
+  if (mask) {
+    const Shape full{d.b, d.h, d.sq, d.skv};
+    QDIT_CHECK(mask->defined() && mask->dtype() == DType::F32 && mask->dim() == 4,
+               "[attention] mask must be a 4-D f32 tensor broadcastable to ", shape_str(full), ", got ",
+               mask->defined() ? mask->desc() : std::string("undefined"));
+    for (int i = 0; i < 4; ++i) {
+      QDIT_CHECK(mask->size(i) == full[i] || mask->size(i) == 1, "[attention] mask ", mask->desc(),
+                 " does not broadcast to ", shape_str(full), " (dim ", i, ")");
+    }
+  }
+  return d;
+}
+
+}  // namespace
+
+namespace cpu {
+
+bool attention_isa_available(AttentionIsa isa) {
+  static const bool avx2 = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
+  switch (isa) {
+    case AttentionIsa::Auto:
+      return true;
+    case AttentionIsa::Avx2:
+    case AttentionIsa::Avx512Emulated:
+      return avx2;
+    case AttentionIsa::Avx512:
+      return has_avx512_bf16();
+  }
+  return false;
+}
+
+Tensor attention_with_isa(const Tensor& q, const Tensor& k, const Tensor& v, const Tensor* mask,
+                          float scale, Tensor* out, AttentionIsa isa) {
+  const Dims dm = check_args(q, k, v, mask);
+  const Shape out_shape{dm.b, dm.sq, dm.h * dm.d};
+  Tensor result;
+  if (out) {
+    QDIT_CHECK(out->defined() && out->dtype() == DType::F32 && out->shape() == out_shape &&
+                   out->is_contiguous(),
+               "[attention] out must be a contiguous f32 ", shape_str(out_shape), ", got ",
+               out->defined() ? out->desc() : std::string("undefined"));
+    result = *out;
+  } else {
+    result = Tensor::empty(out_shape, DType::F32);
+  }
+  if (result.numel() == 0) return result;
+
+  if (isa == AttentionIsa::Auto) {
+    if (has_avx512_bf16()) {
+      isa = AttentionIsa::Avx512;
+    } else if (attention_isa_available(AttentionIsa::Avx2)) {
+      isa = AttentionIsa::Avx2;
+    } else {  // pre-AVX2 CPU: correct but slow
+      result.copy_from(attention_reference(q, k, v, mask, scale));
+      return result;
+    }
+  }
+  QDIT_CHECK(attention_isa_available(isa), "[attention] the requested kernel variant needs ",
+             isa == AttentionIsa::Avx512 ? "AVX-512 BF16" : "AVX2 + FMA", ", which this CPU lacks");
+  const AttentionVariant variant = isa == AttentionIsa::Avx512   ? attention_variant_avx512()
+                                   : isa == AttentionIsa::Avx2   ? attention_variant_avx2()
+                                                                 : attention_variant_avx512_emulated();
+
+  AttentionProblem p;
+  p.q = q.raw_data();
+  p.k = k.raw_data();
+  p.v = v.raw_data();
+  p.bf16 = q.dtype() == DType::BF16;
+  p.batch = dm.b;
+  p.heads = dm.h;
+  p.sq = dm.sq;
+  p.skv = dm.skv;
+  p.d = dm.d;
+  for (int i = 0; i < 3; ++i) {
+    p.q_stride[i] = q.strides()[i];
+    p.k_stride[i] = k.strides()[i];
+    p.v_stride[i] = v.strides()[i];
+  }
+  if (mask) {
+    p.mask = mask->data<float>();
+    for (int i = 0; i < 4; ++i) p.mask_stride[i] = mask->size(i) == 1 ? 0 : mask->strides()[i];
+  }
+  p.scale = scale;
+  p.out = result.data<float>();
+  // Heads are the unit of work (K/V are packed once per head); when they do not divide evenly
+  // among the threads, each head's query rows are also split so that every thread gets the same.
+  const int64_t threads = num_threads(), bh = dm.b * dm.h;
+  p.q_chunks = bh % threads == 0 ? 1 : std::max<int64_t>(1, std::min<int64_t>(threads, dm.sq / 16));
+  const size_t ws_bytes = variant.workspace_bytes(p);
+  parallel_for(p.tasks(), 1, [&](int64_t t0, int64_t t1) {
+    Tensor ws = Tensor::empty({static_cast<int64_t>(ws_bytes)}, DType::U8, MemTag::Workspace);
+    variant.run(p, t0, t1, ws.raw_data());
+  });
+  return result;
+}
+
+}  // namespace cpu
+
+Tensor attention(const Tensor& q, const Tensor& k, const Tensor& v, const Tensor* mask, float scale,
+                 Tensor* out) {
+  return cpu::attention_with_isa(q, k, v, mask, scale, out, cpu::AttentionIsa::Auto);
+}
+
+namespace {
+double elem(const Tensor& t, const char* base, int64_t b, int64_t h, int64_t s, int64_t d) {
+  const Shape& st = t.strides();
+  const int64_t idx = b * st[0] + h * st[1] + s * st[2] + d * st[3];
+  if (t.dtype() == DType::BF16) return bf16_to_f32(reinterpret_cast<const uint16_t*>(base)[idx]);
+  return reinterpret_cast<const float*>(base)[idx];
+}
+}  // namespace
+
+Tensor attention_reference(const Tensor& q, const Tensor& k, const Tensor& v, const Tensor* mask,
+                           float scale) {
+  const Dims dm = check_args(q, k, v, mask);
+  Tensor out = Tensor::zeros({dm.b, dm.sq, dm.h * dm.d}, DType::F32);
+  const char* qb = static_cast<const char*>(q.raw_data());
+  const char* kb = static_cast<const char*>(k.raw_data());
+  const char* vb = static_cast<const char*>(v.raw_data());
+  const float* mb = mask ? mask->data<float>() : nullptr;
+  std::vector<double> s(dm.skv), acc(dm.d);
+  for (int64_t b = 0; b < dm.b; ++b) {
+    for (int64_t h = 0; h < dm.h; ++h) {
+      for (int64_t i = 0; i < dm.sq; ++i) {
+        double mx = -std::numeric_limits<double>::infinity();
+        for (int64_t j = 0; j < dm.skv; ++j) {
+          double dot = 0.0;
+          for (int64_t d = 0; d < dm.d; ++d) dot += elem(q, qb, b, h, i, d) * elem(k, kb, b, h, j, d);
+          s[j] = dot * scale;
+          if (mb) {
+            const int64_t idx[4] = {b, h, i, j};
+            int64_t off = 0;
+            for (int a = 0; a < 4; ++a) off += mask->size(a) == 1 ? 0 : idx[a] * mask->strides()[a];
+            s[j] += mb[off];
+          }
+          mx = std::max(mx, s[j]);
+        }
+        float* dst = out.data<float>() + ((b * dm.sq + i) * dm.h + h) * dm.d;
+        if (mx == -std::numeric_limits<double>::infinity()) continue;  // all keys -inf: zeros
+        double sum = 0.0;
+        std::fill(acc.begin(), acc.end(), 0.0);
+        for (int64_t j = 0; j < dm.skv; ++j) {
+          const double p = std::exp(s[j] - mx);
+          sum += p;
+          for (int64_t d = 0; d < dm.d; ++d) acc[d] += p * elem(v, vb, b, h, j, d);
+        }
+        for (int64_t d = 0; d < dm.d; ++d) dst[d] = static_cast<float>(acc[d] / sum);
+      }
+    }
+  }
+  return out;
+}
+
+}  // namespace qdit::kernels

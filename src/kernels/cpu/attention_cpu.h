@@ -1,0 +1,51 @@
+// Internal interface of the CPU attention kernel: the validated problem as plain pointers and
+// strides, and one entry point per instruction-set variant (attention_avx2.cc, attention_avx512.cc).
+// attention.cc dispatches; tests call attention_with_isa() to run every variant.
+#pragma once
+#include <cstddef>
+#include <cstdint>
+
+#include "qdit/core/tensor.h"
+
+namespace qdit::kernels::cpu {
+
+struct AttentionProblem {
+  const void* q = nullptr;
+  const void* k = nullptr;
+  const void* v = nullptr;
+  bool bf16 = false;  // q, k, v are bf16 (else f32)
+  int64_t batch = 0, heads = 0, sq = 0, skv = 0, d = 0;
+  // Element strides of the batch, head and sequence dims (the last dim is contiguous).
+  int64_t q_stride[3] = {}, k_stride[3] = {}, v_stride[3] = {};
+  const float* mask = nullptr;
+  int64_t mask_stride[4] = {};  // b, h, query, key; 0 where the mask broadcasts
+  float scale = 1.0f;
+  float* out = nullptr;         // [B, Sq, H*D] contiguous
+  // Tasks are (batch*head, query chunk) pairs: the query rows of each head are split into
+  // q_chunks ranges so that small B*H still feeds every thread.
+  int64_t q_chunks = 1;
+  int64_t tasks() const { return batch * heads * q_chunks; }
+};
+
+// One kernel variant: per-thread workspace size, and a run over tasks [t0, t1).
+struct AttentionVariant {
+  const char* name;
+  size_t (*workspace_bytes)(const AttentionProblem&);
+  void (*run)(const AttentionProblem&, int64_t t0, int64_t t1, void* workspace);
+};
+
+// Variants (the AVX-512 one must only be run when cpu::has_avx512_bf16()).
+AttentionVariant attention_variant_avx2();
+AttentionVariant attention_variant_avx512();
+// The AVX-512 tiling and bf16 pair layouts executed with 16-lane AVX2 emulation: lets machines
+// without AVX-512 test that code path's logic (slow; tests only).
+AttentionVariant attention_variant_avx512_emulated();
+
+enum class AttentionIsa { Auto, Avx2, Avx512, Avx512Emulated };
+bool attention_isa_available(AttentionIsa isa);
+
+// attention() with an explicit variant (Auto = what attention() uses).
+Tensor attention_with_isa(const Tensor& q, const Tensor& k, const Tensor& v, const Tensor* mask,
+                          float scale, Tensor* out, AttentionIsa isa);
+
+}  // namespace qdit::kernels::cpu

@@ -1,0 +1,259 @@
+// Fused attention vs attention_reference (double, materialised scores) for every kernel variant
+// this CPU can run (AVX2, AVX-512 BF16, and the AVX-512 tiling emulated on AVX2), both dtypes,
+// odd sizes, strided views and every mask kind the models use; plus argument errors.
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <functional>
+#include <limits>
+#include <random>
+#include <string>
+#include <vector>
+
+#include "qdit/core/error.h"
+#include "qdit/core/parallel.h"
+#include "qdit/kernels/attention.h"
+#include "qdit/kernels/cpu/attention_cpu.h"
+
+namespace qdit::kernels {
+namespace {
+
+using cpu::AttentionIsa;
+
+constexpr float kFinfoMin = -std::numeric_limits<float>::max();
+constexpr float kInf = std::numeric_limits<float>::infinity();
+
+Tensor random_tensor(const Shape& shape, float amp, uint32_t seed) {
+  std::mt19937 rng(seed);
+  std::uniform_real_distribution<float> u(-amp, amp);
+  std::vector<float> v(static_cast<size_t>(shape_numel(shape)));
+  for (auto& x : v) x = u(rng);
+  return Tensor::from_vector(v, shape);
+}
+
+struct Qkv {
+  Tensor q, k, v;
+};
+
+// [B, H, S, D] tensors; with `permuted`, views of [B, S, H, D] buffers (non-contiguous).
+Qkv make_qkv(int64_t b, int64_t h, int64_t sq, int64_t skv, int64_t d, DType dt, bool permuted,
+             uint32_t seed, float amp = 2.0f) {
+  auto make = [&](int64_t s, uint32_t sd) {
+    Tensor t = random_tensor(permuted ? Shape{b, s, h, d} : Shape{b, h, s, d}, amp, sd);
+    if (dt != DType::F32) t = t.to(dt);
+    return permuted ? t.permute({0, 2, 1, 3}) : t;
+  };
+  Qkv r{make(sq, seed), make(skv, seed + 1), make(skv, seed + 2)};
+  return r;
+}
+
+std::vector<AttentionIsa> variants() {
+  std::vector<AttentionIsa> out;
+  for (auto isa : {AttentionIsa::Avx2, AttentionIsa::Avx512, AttentionIsa::Avx512Emulated}) {
+    if (cpu::attention_isa_available(isa)) out.push_back(isa);
+  }
+  return out;
+}
+const char* isa_name(AttentionIsa isa) {
+  switch (isa) {
+    case AttentionIsa::Auto: return "auto";
+    case AttentionIsa::Avx2: return "avx2";
+    case AttentionIsa::Avx512: return "avx512";
+    case AttentionIsa::Avx512Emulated: return "avx512-emulated";
+  }
+  return "?";
+}
+
+float max_abs(const Tensor& t) {
+  float m = 0.0f;
+  for (float x : t.to_vector()) m = std::max(m, std::fabs(x));
+  return m;
+}
+
+// Tolerances. f32: the kernel does what PyTorch's f32 path does (f32 dot products, f32 softmax
+// with a ~1 ulp exp); 1e-5 relative to the output scale leaves room for summation order.
+// bf16: inputs are exact in the reference (it reads the same bf16 values), so the error is the
+// bf16 rounding of P: each weight p_j/sum(p) moves by at most ~2 * 2^-9 relative (rounding of
+// p_j and of the sum), so the output moves by at most 2^-8 * max|v| (~0.4% of the V scale).
+float tolerance(const Qkv& t, const Tensor& ref) {
+  if (t.q.dtype() == DType::F32) return 1e-5f * std::max(1.0f, max_abs(ref));
+  return std::ldexp(1.0f, -8) * max_abs(t.v.to(DType::F32));
+}
+
+void expect_close(const Tensor& got, const Tensor& ref, float tol, const std::string& what) {
+  ASSERT_EQ(got.shape(), ref.shape()) << what;
+  const auto g = got.to_vector(), r = ref.to_vector();
+  float worst = 0.0f;
+  size_t worst_i = 0;
+  for (size_t i = 0; i < g.size(); ++i) {
+    ASSERT_FALSE(std::isnan(g[i])) << what << " NaN at " << i;
+    const float e = std::fabs(g[i] - r[i]);
+    if (e > worst) worst = e, worst_i = i;
+  }
+  EXPECT_LE(worst, tol) << what << ": worst error at flat index " << worst_i << " got " << g[worst_i]
+                        << " want " << r[worst_i];
+}
+
+// Runs every variant (and attention() itself) against the reference.
+void check_all(const Qkv& t, const Tensor* mask, float scale, const std::string& what) {
+  const Tensor ref = attention_reference(t.q, t.k, t.v, mask, scale);
+  const float tol = tolerance(t, ref);
+  expect_close(attention(t.q, t.k, t.v, mask, scale), ref, tol, what + " [auto]");
+  for (auto isa : variants()) {
+    expect_close(cpu::attention_with_isa(t.q, t.k, t.v, mask, scale, nullptr, isa), ref, tol,
+                 what + " [" + isa_name(isa) + "]");
+  }
+}
+
+std::string name(DType dt, const std::string& s) { return std::string(dtype_name(dt)) + " " + s; }
+
+TEST(Attention, HeadDimsAndOddSizes) {
+  for (DType dt : {DType::F32, DType::BF16}) {
+    for (int64_t d : {8, 12, 16, 24, 32, 40, 64, 72, 80, 128, 256}) {
+      const Qkv t = make_qkv(1, 2, 37, 53, d, dt, false, 100 + static_cast<uint32_t>(d));
+      check_all(t, nullptr, 1.0f / std::sqrt(static_cast<float>(d)), name(dt, "D=" + std::to_string(d)));
+    }
+    for (int64_t d : {1, 3, 5}) {  // tiny and odd head dims (padded pairs / lanes)
+      const Qkv t = make_qkv(2, 1, 5, 3, d, dt, false, 7);
+      check_all(t, nullptr, 0.5f, name(dt, "tiny D=" + std::to_string(d)));
+    }
+  }
+}
+
+TEST(Attention, ManyBlocksStridedViewsOddHeadCount) {
+  // Several query blocks and key blocks with tails in both; B*H = 3 splits heads across threads;
+  // q/k/v are [B, S, H, D] buffers seen as [B, H, S, D].
+  for (DType dt : {DType::F32, DType::BF16}) {
+    const Qkv t = make_qkv(1, 3, 203, 301, 72, dt, true, 11);
+    ASSERT_FALSE(t.q.is_contiguous());
+    check_all(t, nullptr, 1.0f / std::sqrt(72.0f), name(dt, "blocks"));
+    const Qkv c = make_qkv(2, 2, 130, 97, 40, dt, true, 12);
+    check_all(c, nullptr, 0.15f, name(dt, "cross"));
+  }
+}
+
+Tensor key_padding(int64_t b, int64_t skv, float value) {  // [B, 1, 1, Skv]; batch i keeps skv-7i keys
+  Tensor m = Tensor::zeros({b, 1, 1, skv}, DType::F32);
+  for (int64_t i = 0; i < b; ++i)
+    for (int64_t j = skv - 7 * i - 5; j < skv; ++j) m.data<float>()[i * skv + j] = value;
+  return m;
+}
+
+TEST(Attention, Masks) {
+  const int64_t B = 2, H = 3, SQ = 45, SKV = 150, D = 40;
+  for (DType dt : {DType::F32, DType::BF16}) {
+    const Qkv t = make_qkv(B, H, SQ, SKV, D, dt, true, 21);
+    const float scale = 1.0f / std::sqrt(static_cast<float>(D));
+    const Tensor pad = key_padding(B, SKV, -10000.0f);
+    check_all(t, &pad, scale, name(dt, "key padding -10000"));
+    const Tensor padmin = key_padding(B, SKV, kFinfoMin);
+    check_all(t, &padmin, scale, name(dt, "key padding finfo.min"));
+
+    // T5: unscaled scores + position bias (with a ramp so later key blocks keep raising the
+    // running max) + padding, full [B, H, Sq, Skv]; and the bias alone broadcast over batch.
+    Tensor bias = random_tensor({1, H, SQ, SKV}, 3.0f, 22);
+    for (int64_t i = 0; i < H * SQ * SKV; ++i) bias.data<float>()[i] += 0.04f * (i % SKV);
+    Tensor full = Tensor::empty({B, H, SQ, SKV}, DType::F32);
+    for (int64_t b = 0; b < B; ++b)
+      for (int64_t i = 0; i < H * SQ * SKV; ++i)
+        full.data<float>()[b * H * SQ * SKV + i] = bias.data<float>()[i] + padmin.data<float>()[b * SKV + i % SKV];
+    check_all(t, &full, 1.0f, name(dt, "T5 bias + padding"));
+    check_all(t, &bias, 1.0f, name(dt, "T5 bias broadcast over batch"));
+
+    // Causal with Sq != Skv (query i sees keys <= i + Skv - Sq), -inf above the diagonal.
+    Tensor causal = Tensor::zeros({1, 1, SQ, SKV}, DType::F32);
+    for (int64_t i = 0; i < SQ; ++i)
+      for (int64_t j = i + SKV - SQ + 1; j < SKV; ++j) causal.data<float>()[i * SKV + j] = -kInf;
+    check_all(t, &causal, scale, name(dt, "causal -inf"));
+
+    // A mask whose key dim is strided (a transposed view): gathered path.
+    Tensor mt = random_tensor({1, 1, SKV, SQ}, 4.0f, 23).transpose(2, 3);
+    ASSERT_NE(mt.strides()[3], 1);
+    check_all(t, &mt, scale, name(dt, "strided mask"));
+  }
+}
+
+TEST(Attention, FullyMaskedRows) {
+  const int64_t SQ = 9, SKV = 150, D = 24;
+  for (DType dt : {DType::F32, DType::BF16}) {
+    const Qkv t = make_qkv(1, 2, SQ, SKV, D, dt, false, 31);
+    Tensor m = Tensor::zeros({1, 1, SQ, SKV}, DType::F32);
+    for (int64_t j = 0; j < SKV; ++j) {
+      m.data<float>()[3 * SKV + j] = kFinfoMin;  // row 3: every key finfo.min -> uniform
+      m.data<float>()[5 * SKV + j] = -kInf;      // row 5: every key -inf -> zeros
+      if (j % 3) m.data<float>()[6 * SKV + j] = kFinfoMin;  // row 6: partly masked
+    }
+    check_all(t, &m, 0.2f, name(dt, "fully masked rows"));
+    // Hand check of row 3 (PyTorch semantics): the plain mean of V over all keys.
+    const Tensor vf = t.v.to(DType::F32).contiguous();
+    for (auto isa : variants()) {
+      const Tensor out = cpu::attention_with_isa(t.q, t.k, t.v, &m, 0.2f, nullptr, isa);
+      for (int64_t h = 0; h < 2; ++h) {
+        for (int64_t d = 0; d < D; ++d) {
+          double mean = 0.0;
+          for (int64_t j = 0; j < SKV; ++j) mean += vf.data<float>()[(h * SKV + j) * D + d];
+          mean /= SKV;
+          const float tol = dt == DType::F32 ? 1e-5f : 2e-2f;
+          EXPECT_NEAR(out.data<float>()[(3 * 2 + h) * D + d], mean, tol) << isa_name(isa);
+          EXPECT_EQ(out.data<float>()[(5 * 2 + h) * D + d], 0.0f) << isa_name(isa);
+        }
+      }
+    }
+  }
+}
+
+TEST(Attention, ThreadCountDoesNotChangeResults) {
+  // Rows are computed independently, so splitting heads/rows over threads is bit-exact.
+  const Qkv t = make_qkv(1, 3, 150, 77, 72, DType::BF16, false, 41);
+  const int saved = num_threads();
+  set_num_threads(1);
+  const auto one = attention(t.q, t.k, t.v, nullptr, 0.1f).to_vector();
+  set_num_threads(2);
+  const auto two = attention(t.q, t.k, t.v, nullptr, 0.1f).to_vector();
+  set_num_threads(saved);
+  EXPECT_EQ(one, two);
+}
+
+TEST(Attention, WritesIntoGivenOutput) {
+  const Qkv t = make_qkv(2, 2, 17, 19, 16, DType::F32, false, 51);
+  Tensor out = Tensor::full({2, 17, 32}, 123.0f);
+  Tensor r = attention(t.q, t.k, t.v, nullptr, 0.25f, &out);
+  EXPECT_EQ(r.raw_data(), out.raw_data());
+  expect_close(out, attention_reference(t.q, t.k, t.v, nullptr, 0.25f), 1e-5f, "out param");
+}
+
+void expect_attention_error(const std::function<void()>& fn, const std::string& needle) {
+  try {
+    fn();
+    ADD_FAILURE() << "expected qdit::Error containing " << needle;
+  } catch (const Error& e) {
+    const std::string msg = e.what();
+    EXPECT_NE(msg.find("[attention]"), std::string::npos) << msg;
+    EXPECT_NE(msg.find(needle), std::string::npos) << msg;
+  }
+}
+
+TEST(Attention, RejectsBadArguments) {
+  const Qkv t = make_qkv(1, 2, 4, 6, 8, DType::F32, false, 61);
+  const Tensor kb = t.k.to(DType::BF16);
+  expect_attention_error([&] { attention(t.q, kb, t.v, nullptr, 1.0f); }, "one dtype");
+  const Tensor k3 = random_tensor({1, 2, 6, 9}, 1.0f, 1);
+  expect_attention_error([&] { attention(t.q, k3, t.v, nullptr, 1.0f); }, "k and v");
+  const Tensor v5 = random_tensor({1, 2, 5, 8}, 1.0f, 1);
+  expect_attention_error([&] { attention(t.q, t.k, v5, nullptr, 1.0f); }, "k and v");
+  const Tensor q3 = random_tensor({2, 4, 8}, 1.0f, 1);
+  expect_attention_error([&] { attention(q3, t.k, t.v, nullptr, 1.0f); }, "4-D");
+  const Tensor qt = random_tensor({1, 2, 8, 4}, 1.0f, 1).transpose(2, 3);
+  expect_attention_error([&] { attention(qt, t.k, t.v, nullptr, 1.0f); }, "contiguous last dim");
+  const Tensor qi = Tensor::zeros({1, 2, 4, 8}, DType::I32);
+  expect_attention_error([&] { attention(qi, t.k, t.v, nullptr, 1.0f); }, "f32 or bf16");
+  const Tensor bad_mask = Tensor::zeros({1, 1, 4, 5}, DType::F32);
+  expect_attention_error([&] { attention(t.q, t.k, t.v, &bad_mask, 1.0f); }, "mask");
+  const Tensor bf_mask = Tensor::zeros({1, 1, 4, 6}, DType::BF16);
+  expect_attention_error([&] { attention(t.q, t.k, t.v, &bf_mask, 1.0f); }, "mask");
+  Tensor bad_out = Tensor::zeros({1, 4, 8}, DType::F32);
+  expect_attention_error([&] { attention(t.q, t.k, t.v, nullptr, 1.0f, &bad_out); }, "out");
+}
+
+}  // namespace
+}  // namespace qdit::kernels
