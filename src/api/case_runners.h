@@ -5,4 +5,5 @@ namespace qdit::api {
 void register_builtin_case_runners();
 // Per-kind registration functions, each in its own file.
 void register_model_case_runners();  // transformer, text_encoder, vae
+void register_pipeline_case_runners();
 }  // namespace qdit::api

@@ -20,6 +20,9 @@ const Command kCommands[] = {
 #ifdef QDIT_HAVE_CMD_INSPECT
     {"inspect", qdit::cli::cmd_inspect, "inspect DIR: components, configs, tensor counts/dtypes/bytes"},
 #endif
+#ifdef QDIT_HAVE_CMD_GENERATE
+    {"generate", qdit::cli::cmd_generate, "generate --prompt TEXT --out FILE.png [...]: text-to-image"},
+#endif
 #ifdef QDIT_HAVE_CMD_CHECK
     {"check", qdit::cli::cmd_check, "check CASE_DIR [--dtype f32|bf16] [--tolerance T]: compare with a reference case"},
 #endif

@@ -1,0 +1,69 @@
+#include "qdit/pipelines/common.h"
+
+#include <algorithm>
+#include <cmath>
+#include <random>
+
+#include "qdit/core/allocator.h"
+#include "qdit/core/error.h"
+#include "qdit/kernels/layout.h"
+
+namespace qdit::pipelines {
+
+Tensor seeded_noise(const Shape& shape, uint64_t seed) {
+  std::mt19937_64 rng(seed);
+  Tensor t = Tensor::empty(shape, DType::F32);
+  float* p = t.data<float>();
+  const int64_t n = t.numel();
+  auto uniform = [&] {  // (0, 1]
+    return (static_cast<double>(rng() >> 11) + 1.0) * (1.0 / 9007199254740992.0);
+  };
+  for (int64_t i = 0; i < n; i += 2) {
+    const double r = std::sqrt(-2.0 * std::log(uniform()));
+    const double a = 2.0 * M_PI * uniform();
+    p[i] = static_cast<float>(r * std::cos(a));
+    if (i + 1 < n) p[i + 1] = static_cast<float>(r * std::sin(a));
+  }
+  return t;
+}
+
+Tensor classifier_free_guidance(const Tensor& both_in, float g) {
+  QDIT_CHECK(both_in.dim() >= 1 && both_in.size(0) % 2 == 0, "[cfg] batch of ", both_in.desc(), " is not even");
+  Tensor both = both_in.contiguous();
+  const int64_t half = both.size(0) / 2;
+  Shape s = both.shape();
+  s[0] = half;
+  Tensor out = Tensor::empty(s, DType::F32);
+  const int64_t n = out.numel();
+  const float* u = both.data<float>();
+  const float* c = u + n;
+  float* o = out.data<float>();
+  for (int64_t i = 0; i < n; ++i) o[i] = u[i] + g * (c[i] - u[i]);
+  return out;
+}
+
+Tensor duplicate_batch(const Tensor& x) { return kernels::concat({x, x}, 0); }
+
+Tensor postprocess_image(const Tensor& decoded) {
+  Tensor x = decoded.contiguous();
+  Tensor out = Tensor::empty(x.shape(), DType::F32);
+  const float* s = x.data<float>();
+  float* o = out.data<float>();
+  for (int64_t i = 0; i < x.numel(); ++i) o[i] = std::clamp(s[i] / 2.0f + 0.5f, 0.0f, 1.0f);
+  return out;
+}
+
+PhaseTimer::PhaseTimer(std::string name) : name_(std::move(name)), start_(std::chrono::steady_clock::now()) {
+  CpuAllocator::instance().reset_peaks();
+}
+
+PhaseStats PhaseTimer::finish() const {
+  PhaseStats s;
+  s.name = name_;
+  s.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start_).count();
+  s.tracked_peak_bytes = CpuAllocator::instance().stats().total_peak;
+  s.rss_peak_bytes = process_peak_rss();
+  return s;
+}
+
+}  // namespace qdit::pipelines

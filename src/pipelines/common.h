@@ -1,0 +1,40 @@
+// Helpers shared by the pipeline implementations: seeded initial noise, classifier-free
+// guidance, image postprocessing and per-phase timing/memory accounting.
+#pragma once
+#include <chrono>
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "qdit/core/tensor.h"
+#include "qdit/pipelines/pipeline.h"
+
+namespace qdit::pipelines {
+
+// Standard-normal noise of `shape` from `seed`: std::mt19937_64(seed) drawing pairs of uniform
+// doubles in (0, 1] mapped through Box-Muller (both outputs used), rounded to f32. Deterministic
+// across platforms; it does not reproduce torch.randn (pass --latents for bit-exact diffusers runs).
+Tensor seeded_noise(const Shape& shape, uint64_t seed);
+
+// u + g * (c - u) where x = cat([u, c]) along dim 0 (diffusers' order: uncond first).
+Tensor classifier_free_guidance(const Tensor& both, float guidance);
+
+// cat([x, x]) along dim 0.
+Tensor duplicate_batch(const Tensor& x);
+
+// (x / 2 + 0.5).clamp(0, 1)
+Tensor postprocess_image(const Tensor& decoded);
+
+// Measures one phase: wall time, tracked peak bytes (the allocator's peak is reset at start)
+// and process peak RSS.
+class PhaseTimer {
+ public:
+  explicit PhaseTimer(std::string name);
+  PhaseStats finish() const;
+
+ private:
+  std::string name_;
+  std::chrono::steady_clock::time_point start_;
+};
+
+}  // namespace qdit::pipelines

@@ -1,0 +1,35 @@
+// Loads the components a pipeline folder lists: models through the model registry (class from each
+// component's config), tokenizers and schedulers through their own loaders.
+#pragma once
+#include <memory>
+#include <string>
+
+#include "qdit/io/diffusers_folder.h"
+#include "qdit/models/registry.h"
+#include "qdit/schedulers/scheduler.h"
+#include "qdit/schedulers/scheduler_registry.h"
+#include "qdit/tokenizers/tokenizer.h"
+
+namespace qdit::pipelines {
+
+class ComponentLoader {
+ public:
+  ComponentLoader(const std::string& dir, nn::ModuleContext ctx);
+  const io::PipelineFolder& folder() const { return folder_; }
+  bool has(const std::string& name) const;  // listed with a non-null class and present on disk
+
+  template <typename T>
+  std::unique_ptr<T> model(const std::string& name) const {
+    io::ModelFolder f = folder_.open_component(name);
+    return models::create_model_as<T>(f.class_name(), models::ModelSource{name, &f.config(), f.weights(), ctx_});
+  }
+  std::unique_ptr<tokenizers::Tokenizer> tokenizer(const std::string& name) const;
+  std::unique_ptr<schedulers::Scheduler> scheduler(const std::string& name = "scheduler") const;
+  io::JsonConfig config(const std::string& name) const;
+
+ private:
+  io::PipelineFolder folder_;
+  nn::ModuleContext ctx_;
+};
+
+}  // namespace qdit::pipelines

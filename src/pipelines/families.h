@@ -1,0 +1,7 @@
+// Registration of the built-in pipelines (explicit calls, one per family file).
+#pragma once
+
+namespace qdit::pipelines {
+void register_builtin_pipelines();
+void register_pixart_pipelines();
+}  // namespace qdit::pipelines

@@ -1,0 +1,69 @@
+// Text-to-image pipelines as diffusers defines them. A Pipeline is built from a pipeline folder
+// (model_index.json + components) and turns a GenerateRequest into images. Hooks let callers
+// watch progress and record intermediate tensors under diffusers-golden names
+// ("step0.transformer_in", "latents_final", ...), which is how `qdit check` compares pipelines.
+#pragma once
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "qdit/core/tensor.h"
+#include "qdit/nn/context.h"
+
+namespace qdit::pipelines {
+
+struct GenerateRequest {
+  std::string prompt;
+  std::string negative_prompt;
+  int steps = 0;              // 0: the pipeline's default
+  float guidance = -1.0f;     // < 0: the pipeline's default
+  uint64_t seed = 0;
+  int64_t width = 0, height = 0;  // 0: the model's default size
+  int max_sequence_length = 0;    // 0: the pipeline's default
+  Tensor latents;                 // optional initial latents [1, C, h, w] (replaces the seeded noise)
+};
+
+struct PhaseStats {
+  std::string name;
+  double seconds = 0;
+  size_t tracked_peak_bytes = 0;  // CpuAllocator peak during the phase
+  size_t rss_peak_bytes = 0;      // process VmHWM at the end of the phase
+};
+
+struct GenerateResult {
+  Tensor image;    // [1, 3, H, W] f32 in [0, 1] (postprocessed)
+  Tensor latents;  // final latents [1, C, h, w]
+  std::vector<PhaseStats> phases;
+  // The settings actually used (defaults filled in), for the PNG's parameters chunk.
+  GenerateRequest used;
+};
+
+struct RunHooks {
+  // Called with (phase, done, total), e.g. ("denoise", 3, 20).
+  std::function<void(const std::string&, int, int)> progress;
+  // Receives intermediate tensors under the golden names; null to skip recording.
+  std::function<void(const std::string&, const Tensor&)> trace;
+  // Text embeddings to use instead of running tokenizers + text encoders (golden "encode_prompt.*").
+  std::function<Tensor(const std::string&)> provided;
+};
+
+struct PipelineOptions {
+  nn::ModuleContext ctx;  // compute dtype, Linear kernel factory
+};
+
+class Pipeline {
+ public:
+  virtual ~Pipeline() = default;
+  virtual std::string class_name() const = 0;
+  virtual GenerateResult generate(const GenerateRequest& req, const RunHooks& hooks = {}) = 0;
+};
+
+using PipelineFactory = std::function<std::unique_ptr<Pipeline>(const std::string& dir, const PipelineOptions&)>;
+void register_pipeline(const std::string& class_name, PipelineFactory factory);
+// Opens a pipeline folder (after io::resolve_model_path) and builds the pipeline its
+// model_index.json names; unknown classes are an error listing the known ones.
+std::unique_ptr<Pipeline> load_pipeline(const std::string& path, const PipelineOptions& opt = {});
+
+}  // namespace qdit::pipelines
