@@ -170,6 +170,12 @@ TEST(Attention, Masks) {
     Tensor mt = random_tensor({1, 1, SKV, SQ}, 4.0f, 23).transpose(2, 3);
     ASSERT_NE(mt.strides()[3], 1);
     check_all(t, &mt, scale, name(dt, "strided mask"));
+    // Broadcast along keys ([1, H, Sq, 1]): a per-row constant, which softmax must ignore.
+    Tensor per_row = random_tensor({1, H, SQ, 1}, 50.0f, 24);
+    check_all(t, &per_row, scale, name(dt, "per-row constant mask"));
+    const Tensor plain = attention_reference(t.q, t.k, t.v, nullptr, scale);
+    expect_close(attention(t.q, t.k, t.v, &per_row, scale), plain, tolerance(t, plain),
+                 name(dt, "per-row constant mask vs no mask"));
   }
 }
 

@@ -55,6 +55,7 @@ struct Avx2 {
   static F max(F a, F b) { return _mm256_max_ps(a, b); }
   static float hmax(F v) { return hmax_256(v); }
   static float hsum(F v) { return hsum_256(v); }
+  static float first(F v) { return _mm256_cvtss_f32(v); }
   static F round_int(F x) { return round_int_256(x); }
   static F pow2i(F n) { return pow2i_256(n); }
   static F round_bf16(F x) { return round_bf16_256(x); }
@@ -82,6 +83,7 @@ struct Emu512 : Geometry512 {
   static F max(F x, F y) { return {_mm256_max_ps(x.a, y.a), _mm256_max_ps(x.b, y.b)}; }
   static float hmax(F v) { return hmax_256(_mm256_max_ps(v.a, v.b)); }
   static float hsum(F v) { return hsum_256(_mm256_add_ps(v.a, v.b)); }
+  static float first(F v) { return _mm256_cvtss_f32(v.a); }
   static F round_int(F x) { return {round_int_256(x.a), round_int_256(x.b)}; }
   static F pow2i(F n) { return {pow2i_256(n.a), pow2i_256(n.b)}; }
   static P load_pairs(const uint16_t* p) {

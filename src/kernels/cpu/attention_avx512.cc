@@ -33,6 +33,7 @@ struct Avx512 : Geometry512 {
   static F max(F a, F b) { return _mm512_max_ps(a, b); }
   static float hmax(F v) { return _mm512_reduce_max_ps(v); }
   static float hsum(F v) { return _mm512_reduce_add_ps(v); }
+  static float first(F v) { return _mm512_cvtss_f32(v); }
   static F round_int(F x) { return _mm512_roundscale_ps(x, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC); }
   static F pow2i(F n) {
     const __m512i e = _mm512_add_epi32(_mm512_cvtps_epi32(n), _mm512_set1_epi32(127));

@@ -5,11 +5,11 @@
 //
 // Traits V provide: W (lanes), R (query rows per micro tile), CQK (key vectors per QK tile),
 // CPV (head-dim vectors per PV tile), MB (query rows per block), NB (keys per block); a float
-// vector F with zero/load/store/set1/fmadd/add/sub/mul/max/hmax/hsum/round_int/pow2i/round_bf16;
+// vector F with zero/load/store/set1/fmadd/add/sub/mul/max/hmax/hsum/first/round_int/pow2i/round_bf16;
 // for the bf16 pair layout also a pair vector P (2W bf16) with load_pairs/bcast_pair/dot_pairs and
 // store_bf16_rounded (store as bf16, return the rounded values as floats).
 #pragma once
-// Includers include <cstdint>, <cstring>, <cmath>, <type_traits> and attention_cpu.h first.
+// Includers include <cstdint>, <cstring>, <type_traits> and attention_cpu.h first.
 
 namespace {
 
@@ -258,7 +258,8 @@ struct Flash {
     for (int64_t j = nk; j < nvk * W; ++j) x[j] = ninf;
     const float m_new = mx > m ? mx : m;
     const float base = m_new == ninf ? 0.0f : m_new;  // all -inf so far: exp(-inf - 0) = 0
-    const float alpha = std::exp2((m - base) * kLog2e);
+    // Vector exp2 rather than libm: a call would clobber every vector register (vzeroupper).
+    const float alpha = V::first(exp2v(V::set1((m - base) * kLog2e)));
     const F vb = V::set1(base), vl = V::set1(kLog2e);
     F sum = V::zero();
     for (int64_t i = 0; i < nvk; ++i) {
