@@ -4,7 +4,8 @@ namespace qdit::models {
 
 // Each family's registration function (defined in its folder), listed here once.
 #define QDIT_MODEL_FAMILIES(X) \
-  X(register_vae_models)
+  X(register_vae_models) \
+  X(register_pixart_models)
 
 #define QDIT_DECLARE_FAMILY(fn) void fn();
 QDIT_MODEL_FAMILIES(QDIT_DECLARE_FAMILY)
