@@ -10,8 +10,19 @@
 namespace {
 
 const char* const kCases[] = {
+    "tokenizer_t5",
+    "tokenizer_clip",
+    "text_encoder_t5",
+    "text_encoder_umt5",
+    "transformer_pixart_sigma",
     "vae_decode_4ch",
     "vae_decode_16ch",
+    "scheduler_dpmsolver_pixart_sigma",
+    "scheduler_flowmatch_sd3",
+    "scheduler_flowmatch_auraflow",
+    "scheduler_flowmatch_flux",
+    "pipeline_pixart_sigma",
+    "pipeline_pixart_sigma_text",
 };
 
 class GoldenCase : public ::testing::TestWithParam<const char*> {};
@@ -21,6 +32,7 @@ TEST_P(GoldenCase, MatchesReference) {
   qdit::api::CheckReport r = qdit::api::run_case(dir);
   EXPECT_TRUE(r.pass()) << r.str();
   EXPECT_FALSE(r.tensors.empty());
+  EXPECT_TRUE(r.not_produced.empty()) << r.str();
 }
 
 INSTANTIATE_TEST_SUITE_P(All, GoldenCase, ::testing::ValuesIn(kCases),
