@@ -5,6 +5,7 @@ namespace qdit::models {
 // Each family's registration function (defined in its folder), listed here once.
 #define QDIT_MODEL_FAMILIES(X) \
   X(register_vae_models) \
+  X(register_clip_models) \
   X(register_t5_models) \
   X(register_pixart_models)
 
