@@ -53,6 +53,27 @@ Tensor postprocess_image(const Tensor& decoded) {
   return out;
 }
 
+int64_t vae_downscale(const io::JsonConfig& vae_config) {
+  const auto blocks = vae_config.get<std::vector<int64_t>>("block_out_channels");
+  QDIT_CHECK(!blocks.empty(), "[", vae_config.path(), "] block_out_channels is empty");
+  return int64_t{1} << (blocks.size() - 1);
+}
+
+void fill_default_size(GenerateRequest& req, int64_t default_px, int64_t multiple, const char* who) {
+  if (req.height <= 0) req.height = default_px;
+  if (req.width <= 0) req.width = default_px;
+  QDIT_CHECK(req.height % multiple == 0 && req.width % multiple == 0, "[", who, "] width and height must be multiples of ",
+             multiple, ", got ", req.width, "x", req.height);
+}
+
+Tensor initial_latents(const GenerateRequest& req, const Shape& shape, const char* who) {
+  if (!req.latents.defined()) return seeded_noise(shape, req.seed);
+  Tensor l = req.latents.contiguous().to(DType::F32).clone();
+  QDIT_CHECK(l.shape() == shape, "[", who, "] initial latents are ", l.desc(), ", expected ", shape_str(shape),
+             " for ", req.width, "x", req.height);
+  return l;
+}
+
 PhaseTimer::PhaseTimer(std::string name) : name_(std::move(name)), start_(std::chrono::steady_clock::now()) {
   CpuAllocator::instance().reset_peaks();
 }

@@ -7,6 +7,7 @@
 #include <vector>
 
 #include "qdit/core/tensor.h"
+#include "qdit/io/json_config.h"
 #include "qdit/pipelines/pipeline.h"
 
 namespace qdit::pipelines {
@@ -24,6 +25,13 @@ Tensor duplicate_batch(const Tensor& x);
 
 // (x / 2 + 0.5).clamp(0, 1)
 Tensor postprocess_image(const Tensor& decoded);
+
+// 2^(len(block_out_channels) - 1) from a VAE config.
+int64_t vae_downscale(const io::JsonConfig& vae_config);
+// Fills width/height with `default_px` when unset and checks they are multiples of `multiple`.
+void fill_default_size(GenerateRequest& req, int64_t default_px, int64_t multiple, const char* who);
+// The request's latents (checked against `shape`) or seeded noise of that shape.
+Tensor initial_latents(const GenerateRequest& req, const Shape& shape, const char* who);
 
 // Measures one phase: wall time, tracked peak bytes (the allocator's peak is reset at start)
 // and process peak RSS.
