@@ -55,7 +55,18 @@ BpeMerges BpeMerges::load(const std::string& path) {
   if (!f) fail("[", path, "] cannot open merges file");
   std::stringstream ss;
   ss << f.rdbuf();
-  const std::u32string content = python_strip(utf8_decode(ss.str(), path));
+  // Text-mode open() in Python turns "\r\n" and "\r" into "\n" before the split.
+  std::u32string raw = utf8_decode(ss.str(), path), text;
+  text.reserve(raw.size());
+  for (size_t i = 0; i < raw.size(); ++i) {
+    if (raw[i] == U'\r') {
+      text.push_back(U'\n');
+      if (i + 1 < raw.size() && raw[i + 1] == U'\n') ++i;
+    } else {
+      text.push_back(raw[i]);
+    }
+  }
+  const std::u32string content = python_strip(text);
   std::vector<std::u32string> lines;
   size_t start = 0;
   while (true) {

@@ -62,7 +62,7 @@ std::unique_ptr<ClipTokenizer> ClipTokenizer::load(const std::string& dir) {
       files, {},
       {{"bos_token", "<|startoftext|>"}, {"eos_token", "<|endoftext|>"}, {"unk_token", "<|endoftext|>"},
        {"pad_token", "<|endoftext|>"}},
-      vocab_id, static_cast<int64_t>(t->encoder_.size()), &t->vocab_size_));
+      {}, vocab_id, static_cast<int64_t>(t->encoder_.size()), &t->vocab_size_));
 
   auto special_id = [&](const std::string& key, const char* def) -> int64_t {
     auto s = files.special_token(key, std::string(def));

@@ -34,14 +34,24 @@ std::unique_ptr<T5Tokenizer> T5Tokenizer::load(const std::string& dir) {
            it->dump());
     extra_ids = it->get<int64_t>();
   }
-  // T5Tokenizer.__init__: <extra_id_i> = len(sp) - 1 + extra_ids - i, stripping both sides. The
-  // number of them is the count of "<extra_id_" strings in additional_special_tokens when given.
+  // T5Tokenizer.__init__: without additional_special_tokens, <extra_id_i> = len(sp) - 1 +
+  // extra_ids - i (numbered backwards), stripping both sides; with a list that names some
+  // "<extra_id_" tokens, that many are numbered so; with a list naming none, the extra ids are
+  // appended to it and become ordinary special tokens numbered forwards after the vocab.
   int64_t n_extra = extra_ids;
-  {
-    int64_t listed = 0;
-    for (const auto& a : files.additional_special_tokens())
-      listed += a.content.find("<extra_id_") != std::string::npos ? 1 : 0;
-    if (listed > 0) n_extra = listed;
+  std::vector<AddedToken> appended;
+  if (const auto listed = files.additional_special_tokens()) {
+    int64_t count = 0;
+    for (const auto& a : *listed) count += a.content.find("<extra_id_") != std::string::npos ? 1 : 0;
+    n_extra = count;
+    if (count < 1) {
+      for (int64_t i = 0; i < extra_ids; ++i) {
+        AddedToken a;
+        a.content = "<extra_id_" + std::to_string(i) + ">";
+        a.special = true;
+        appended.push_back(a);
+      }
+    }
   }
   std::vector<AddedToken> initial;
   for (int64_t i = 0; i < n_extra; ++i) {
@@ -59,7 +69,7 @@ std::unique_ptr<T5Tokenizer> T5Tokenizer::load(const std::string& dir) {
   };
   t->added_ = AddedTokenSplitter(build_added_tokens(
       files, std::move(initial), {{"eos_token", "</s>"}, {"unk_token", "<unk>"}, {"pad_token", "<pad>"}},
-      vocab_id, sp_size, &t->vocab_size_));
+      appended, vocab_id, sp_size, &t->vocab_size_));
 
   auto special_id = [&](const std::string& key, const char* def) -> int64_t {
     auto s = files.special_token(key, std::string(def));

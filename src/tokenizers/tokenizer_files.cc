@@ -103,9 +103,9 @@ std::optional<AddedToken> TokenizerFiles::special_token(const std::string& key,
   return t;
 }
 
-std::vector<AddedToken> TokenizerFiles::additional_special_tokens() const {
+std::optional<std::vector<AddedToken>> TokenizerFiles::additional_special_tokens() const {
   const bool legacy = !config_.contains("added_tokens_decoder");
-  std::vector<AddedToken> out;
+  std::optional<std::vector<AddedToken>> out;
   for (const auto* src : {&special_map_, &config_}) {
     if (src == &special_map_ && !legacy) continue;
     auto it = src->find("additional_special_tokens");
@@ -114,7 +114,8 @@ std::vector<AddedToken> TokenizerFiles::additional_special_tokens() const {
         path(src == &special_map_ ? "special_tokens_map.json" : "tokenizer_config.json") +
         "] [additional_special_tokens";
     if (!it->is_array()) fail("[", where, "] expected a list, found ", it->type_name());
-    for (const auto& v : *it) out.push_back(parse_added_token(v, where));
+    out.emplace();
+    for (const auto& v : *it) out->push_back(parse_added_token(v, where));
     break;
   }
   return out;
@@ -123,7 +124,7 @@ std::vector<AddedToken> TokenizerFiles::additional_special_tokens() const {
 std::vector<AddedToken> build_added_tokens(
     const TokenizerFiles& files, std::vector<AddedToken> initial,
     const std::vector<std::pair<std::string, std::optional<std::string>>>& special_keys,
-    const std::function<std::optional<int64_t>(const std::string&)>& vocab_id, int64_t vocab_count,
+    const std::vector<AddedToken>& more_specials, const std::function<std::optional<int64_t>(const std::string&)>& vocab_id, int64_t vocab_count,
     int64_t* len_tokenizer) {
   std::vector<AddedToken> overrides = files.added_tokens_decoder();
   if (!files.config().contains("added_tokens_decoder")) {
@@ -151,7 +152,8 @@ std::vector<AddedToken> build_added_tokens(
   std::vector<AddedToken> specials;
   for (const auto& [key, def] : special_keys)
     if (auto s = files.special_token(key, def)) specials.push_back(*s);
-  for (auto& s : files.additional_special_tokens()) specials.push_back(s);
+  for (auto& s : files.additional_special_tokens().value_or(std::vector<AddedToken>{})) specials.push_back(s);
+  for (const auto& s : more_specials) specials.push_back(s);
   for (auto& s : specials) {
     bool present = false;
     for (const auto& t : table) present = present || t.content == s.content;

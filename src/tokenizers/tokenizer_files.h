@@ -44,8 +44,8 @@ class TokenizerFiles {
   // is only consulted (and wins) when tokenizer_config.json has no added_tokens_decoder.
   std::optional<AddedToken> special_token(const std::string& key,
                                           std::optional<std::string> fallback) const;
-  // "additional_special_tokens", with the same precedence.
-  std::vector<AddedToken> additional_special_tokens() const;
+  // "additional_special_tokens", with the same precedence; nullopt when absent or null.
+  std::optional<std::vector<AddedToken>> additional_special_tokens() const;
   // tokenizer_config.json "added_tokens_decoder" (id -> AddedToken dict), empty when absent.
   std::vector<AddedToken> added_tokens_decoder() const;
   // added_tokens.json (content -> id), empty when absent.
@@ -64,12 +64,13 @@ class TokenizerFiles {
 
 // PreTrainedTokenizer's added-token table: `initial` (what the class generates, e.g. T5's
 // <extra_id_N>), updated by tokenizer_config.json's added_tokens_decoder (or, without one, the legacy
-// added_tokens.json), then each special token of `special_keys` (key, class default) and
-// additional_special_tokens not present yet, with its vocab id or else the next free id.
-// `vocab_id` looks a string up in the model vocab; `*len_tokenizer` receives len(tokenizer).
+// added_tokens.json), then each special token of `special_keys` (key, class default),
+// additional_special_tokens and `more_specials` not present yet, with its vocab id or else the next
+// free id. `vocab_id` looks a string up in the model vocab; `*len_tokenizer` receives len(tokenizer).
 std::vector<AddedToken> build_added_tokens(
     const TokenizerFiles& files, std::vector<AddedToken> initial,
     const std::vector<std::pair<std::string, std::optional<std::string>>>& special_keys,
+    const std::vector<AddedToken>& more_specials,
     const std::function<std::optional<int64_t>(const std::string&)>& vocab_id, int64_t vocab_count,
     int64_t* len_tokenizer);
 
