@@ -4,4 +4,7 @@
 namespace qdit::pipelines {
 void register_builtin_pipelines();
 void register_pixart_pipelines();
+void register_sd3_pipelines();
+void register_flux_pipelines();
+void register_auraflow_pipelines();
 }  // namespace qdit::pipelines

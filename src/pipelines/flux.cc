@@ -1,0 +1,148 @@
+// FluxPipeline (diffusers 0.30.3), dev and schnell: CLIP-L pooler_output + T5 hidden states (no
+// masks, no negative prompt: guidance comes from the guidance embedding when the transformer has
+// one), packed 2x2 latents with (0, row, col) image ids, sigmas linspace(1, 1/N, N) with mu from the
+// image sequence length, timestep = sigma (the model scales by 1000), decode with shift.
+#include "qdit/core/error.h"
+#include "qdit/pipelines/common.h"
+#include "qdit/pipelines/component_loader.h"
+#include "qdit/pipelines/denoise.h"
+#include "qdit/pipelines/families.h"
+#include "qdit/pipelines/text_conditioning.h"
+
+namespace qdit::pipelines {
+
+// [B, C, H, W] -> [B, (H/2)(W/2), 4C], as FluxPipeline._pack_latents.
+Tensor flux_pack_latents(const Tensor& x);
+// Inverse of flux_pack_latents for an image of h x w latent pixels.
+Tensor flux_unpack_latents(const Tensor& packed, int64_t h, int64_t w);
+// [N, 3] ids (0, row, col) over the (h/2) x (w/2) packed grid.
+Tensor flux_image_ids(int64_t half_h, int64_t half_w);
+
+namespace {
+
+class FluxPipeline : public Pipeline {
+ public:
+  FluxPipeline(const std::string& dir, const PipelineOptions& opt)
+      : loader_(dir, opt.ctx), transformer_config_(loader_.config("transformer")), vae_config_(loader_.config("vae")) {}
+
+  std::string class_name() const override { return "FluxPipeline"; }
+
+  GenerateResult generate(const GenerateRequest& req_in, const RunHooks& hooks) override {
+    GenerateResult result;
+    GenerateRequest req = req_in;
+    const int64_t vae_scale = vae_downscale(vae_config_);
+    const bool guidance_embeds = transformer_config_.get_or<bool>("guidance_embeds", false);
+    if (req.steps <= 0) req.steps = guidance_embeds ? 28 : 4;
+    if (req.guidance < 0) req.guidance = 3.5f;
+    if (req.max_sequence_length <= 0) req.max_sequence_length = 512;
+    // default_sample_size 64 * vae_scale_factor, as the pipeline sets it
+    fill_default_size(req, 64 * vae_scale, vae_scale * 2, "flux");
+
+    PhaseTimer encode_timer("text_encoding");
+    Tensor prompt_embeds = provided(hooks, "prompt_embeds"), pooled = provided(hooks, "pooled_prompt_embeds");
+    if (!prompt_embeds.defined()) encode_prompt(req, hooks, prompt_embeds, pooled);
+    Tensor text_ids = Tensor::zeros({prompt_embeds.size(1), 3}, DType::F32);
+    trace(hooks, "encode_prompt.text_ids", text_ids);
+    result.phases.push_back(encode_timer.finish());
+
+    PhaseTimer denoise_timer("denoising");
+    auto transformer = loader_.model<models::DiffusionTransformer>("transformer");
+    auto scheduler = loader_.scheduler();
+    const int64_t c = transformer->in_channels() / 4;
+    const int64_t h = 2 * (req.height / (vae_scale * 2)), w = 2 * (req.width / (vae_scale * 2));
+    Tensor latents;
+    if (req.latents.defined() && req.latents.dim() == 3) {
+      latents = initial_latents(req, {1, (h / 2) * (w / 2), 4 * c}, "flux");  // already packed
+    } else {
+      latents = flux_pack_latents(initial_latents(req, {1, c, h, w}, "flux"));
+    }
+    QDIT_CHECK(scheduler->accepts_custom_sigmas(), "[flux] scheduler ", scheduler->class_name(),
+               " cannot take custom sigmas");
+    std::optional<double> mu;
+    if (scheduler->uses_dynamic_shifting()) mu = schedulers::flux_mu(latents.size(1), *scheduler);
+    scheduler->set_custom_sigmas(schedulers::flux_default_sigmas(req.steps), mu);
+
+    models::DiTInputs cond;
+    cond.encoder_hidden_states = prompt_embeds;
+    cond.pooled_projections = pooled;
+    cond.txt_ids = text_ids;
+    cond.img_ids = flux_image_ids(h / 2, w / 2);
+    DenoiseSpec spec;
+    spec.transformer = transformer.get();
+    spec.scheduler = scheduler.get();
+    spec.model_timestep = [](float t) { return t / 1000.0f; };
+    if (guidance_embeds) spec.guidance_input = {req.guidance};
+    latents = run_denoise_loop(spec, cond, latents, hooks);
+    transformer.reset();
+    Tensor unpacked = flux_unpack_latents(latents, h, w);
+    trace(hooks, "latents_final_unpacked", unpacked);
+    result.phases.push_back(denoise_timer.finish());
+
+    PhaseTimer decode_timer("decoding");
+    decode_latents(*loader_.model<models::VaeDecoder>("vae"), unpacked, /*add_shift=*/true, hooks, result);
+    result.phases.push_back(decode_timer.finish());
+    result.latents = unpacked;
+    result.used = req;
+    result.used.latents = Tensor();
+    return result;
+  }
+
+ private:
+  void encode_prompt(const GenerateRequest& req, const RunHooks& hooks, Tensor& embeds, Tensor& pooled) {
+    {
+      auto tok = loader_.tokenizer("tokenizer");
+      auto enc = loader_.model<models::TextEncoder>("text_encoder");
+      TextEncodeSpec spec;
+      spec.max_length = tok->model_max_length() > 0 ? static_cast<int>(tok->model_max_length()) : 77;
+      spec.trace_name = "clip_l";
+      pooled = encode_text(*tok, *enc, req.prompt, spec, "prompt", hooks).out.pooled;
+    }
+    auto tok = loader_.tokenizer("tokenizer_2");
+    auto enc = loader_.model<models::TextEncoder>("text_encoder_2");
+    TextEncodeSpec spec;
+    spec.max_length = req.max_sequence_length;
+    spec.trace_name = "t5";
+    embeds = encode_text(*tok, *enc, req.prompt, spec, "prompt", hooks).out.last_hidden_state;
+    trace(hooks, "encode_prompt.prompt_embeds", embeds);
+    trace(hooks, "encode_prompt.pooled_prompt_embeds", pooled);
+  }
+
+  ComponentLoader loader_;
+  io::JsonConfig transformer_config_, vae_config_;
+};
+
+}  // namespace
+
+Tensor flux_pack_latents(const Tensor& x) {
+  QDIT_CHECK(x.dim() == 4 && x.size(2) % 2 == 0 && x.size(3) % 2 == 0, "[flux] cannot pack latents ", x.desc());
+  const int64_t b = x.size(0), c = x.size(1), h = x.size(2), w = x.size(3);
+  // view(B, C, H/2, 2, W/2, 2).permute(0, 2, 4, 1, 3, 5).reshape(B, HW/4, 4C)
+  return x.contiguous().reshape({b, c, h / 2, 2, w / 2, 2}).permute({0, 2, 4, 1, 3, 5}).contiguous().reshape(
+      {b, (h / 2) * (w / 2), 4 * c});
+}
+
+Tensor flux_unpack_latents(const Tensor& p, int64_t h, int64_t w) {
+  QDIT_CHECK(p.dim() == 3 && p.size(1) == (h / 2) * (w / 2) && p.size(2) % 4 == 0, "[flux] cannot unpack ", p.desc(),
+             " to ", h, "x", w);
+  const int64_t b = p.size(0), c = p.size(2) / 4;
+  return p.contiguous().reshape({b, h / 2, w / 2, c, 2, 2}).permute({0, 3, 1, 4, 2, 5}).contiguous().reshape({b, c, h, w});
+}
+
+Tensor flux_image_ids(int64_t half_h, int64_t half_w) {
+  Tensor ids = Tensor::zeros({half_h * half_w, 3}, DType::F32);
+  float* p = ids.data<float>();
+  for (int64_t r = 0; r < half_h; ++r)
+    for (int64_t c = 0; c < half_w; ++c) {
+      p[(r * half_w + c) * 3 + 1] = static_cast<float>(r);
+      p[(r * half_w + c) * 3 + 2] = static_cast<float>(c);
+    }
+  return ids;
+}
+
+void register_flux_pipelines() {
+  register_pipeline("FluxPipeline", [](const std::string& dir, const PipelineOptions& opt) {
+    return std::make_unique<FluxPipeline>(dir, opt);
+  });
+}
+
+}  // namespace qdit::pipelines
