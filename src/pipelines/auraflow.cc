@@ -5,8 +5,7 @@
 #include "qdit/kernels/elementwise.h"
 #include "qdit/kernels/layout.h"
 #include "qdit/pipelines/common.h"
-#include "qdit/pipelines/component_loader.h"
-#include "qdit/pipelines/denoise.h"
+#include "qdit/pipelines/diffusers_pipeline.h"
 #include "qdit/pipelines/families.h"
 #include "qdit/pipelines/text_conditioning.h"
 
@@ -14,22 +13,21 @@ namespace qdit::pipelines {
 
 namespace {
 
-class AuraFlowPipeline : public Pipeline {
+class AuraFlowPipeline : public DiffusersPipeline {
  public:
-  AuraFlowPipeline(const std::string& dir, const PipelineOptions& opt)
-      : loader_(dir, opt.ctx), transformer_config_(loader_.config("transformer")), vae_config_(loader_.config("vae")) {}
+  AuraFlowPipeline(const std::string& dir, const PipelineOptions& opt) : DiffusersPipeline(dir, opt) {}
 
   std::string class_name() const override { return "AuraFlowPipeline"; }
 
   GenerateResult generate(const GenerateRequest& req_in, const RunHooks& hooks) override {
     GenerateResult result;
     GenerateRequest req = req_in;
-    const int64_t vae_scale = vae_downscale(vae_config_);
     const int64_t patch = transformer_config_.get_or<int64_t>("patch_size", 2);
     if (req.steps <= 0) req.steps = 50;
     if (req.guidance < 0) req.guidance = 3.5f;
     if (req.max_sequence_length <= 0) req.max_sequence_length = 256;
-    fill_default_size(req, transformer_config_.get<int64_t>("sample_size") * vae_scale, vae_scale * patch, "auraflow");
+    fill_default_size(req, transformer_config_.get<int64_t>("sample_size") * vae_scale_, vae_scale_ * patch,
+                      "auraflow");
     const bool cfg = req.guidance > 1.0f;
 
     PhaseTimer encode_timer("text_encoding");
@@ -37,30 +35,15 @@ class AuraFlowPipeline : public Pipeline {
     if (!pos.defined()) encode_prompts(req, cfg, hooks, pos, neg);
     result.phases.push_back(encode_timer.finish());
 
-    PhaseTimer denoise_timer("denoising");
-    auto transformer = loader_.model<models::DiffusionTransformer>("transformer");
-    auto scheduler = loader_.scheduler();
-    Tensor latents = initial_latents(
-        req, {1, transformer->in_channels(), req.height / vae_scale, req.width / vae_scale}, "auraflow");
-    scheduler->set_timesteps(req.steps);
     models::DiTInputs cond;
     cond.encoder_hidden_states = cfg ? kernels::concat({neg, pos}, 0) : pos;
-    DenoiseSpec spec;
-    spec.transformer = transformer.get();
-    spec.scheduler = scheduler.get();
-    spec.cfg = cfg;
-    spec.guidance = req.guidance;
-    spec.model_timestep = [](float t) { return t / 1000.0f; };
-    latents = run_denoise_loop(spec, cond, latents, hooks);
-    transformer.reset();
-    result.phases.push_back(denoise_timer.finish());
-
-    PhaseTimer decode_timer("decoding");
-    decode_latents(*loader_.model<models::VaeDecoder>("vae"), latents, /*add_shift=*/false, hooks, result);
-    result.phases.push_back(decode_timer.finish());
-    result.latents = latents;
-    result.used = req;
-    result.used.latents = Tensor();
+    auto prepare = [&](const models::DiffusionTransformer& t, schedulers::Scheduler& sched, DenoiseSpec& spec) {
+      sched.set_timesteps(req.steps);
+      spec.model_timestep = [](float ts) { return ts / 1000.0f; };
+      return initial_latents(req, {1, t.in_channels(), req.height / vae_scale_, req.width / vae_scale_}, "auraflow");
+    };
+    Tensor latents = denoise_phase(req, cfg, cond, prepare, hooks, result);
+    decode_phase(latents, /*add_shift=*/false, req, hooks, result);
     return result;
   }
 
@@ -88,8 +71,6 @@ class AuraFlowPipeline : public Pipeline {
     if (cfg) neg = encode(req.negative_prompt, "negative");
   }
 
-  ComponentLoader loader_;
-  io::JsonConfig transformer_config_, vae_config_;
 };
 
 }  // namespace

@@ -4,8 +4,7 @@
 // image sequence length, timestep = sigma (the model scales by 1000), decode with shift.
 #include "qdit/core/error.h"
 #include "qdit/pipelines/common.h"
-#include "qdit/pipelines/component_loader.h"
-#include "qdit/pipelines/denoise.h"
+#include "qdit/pipelines/diffusers_pipeline.h"
 #include "qdit/pipelines/families.h"
 #include "qdit/pipelines/text_conditioning.h"
 
@@ -20,23 +19,21 @@ Tensor flux_image_ids(int64_t half_h, int64_t half_w);
 
 namespace {
 
-class FluxPipeline : public Pipeline {
+class FluxPipeline : public DiffusersPipeline {
  public:
-  FluxPipeline(const std::string& dir, const PipelineOptions& opt)
-      : loader_(dir, opt.ctx), transformer_config_(loader_.config("transformer")), vae_config_(loader_.config("vae")) {}
+  FluxPipeline(const std::string& dir, const PipelineOptions& opt) : DiffusersPipeline(dir, opt) {}
 
   std::string class_name() const override { return "FluxPipeline"; }
 
   GenerateResult generate(const GenerateRequest& req_in, const RunHooks& hooks) override {
     GenerateResult result;
     GenerateRequest req = req_in;
-    const int64_t vae_scale = vae_downscale(vae_config_);
     const bool guidance_embeds = transformer_config_.get_or<bool>("guidance_embeds", false);
     if (req.steps <= 0) req.steps = guidance_embeds ? 28 : 4;
     if (req.guidance < 0) req.guidance = 3.5f;
     if (req.max_sequence_length <= 0) req.max_sequence_length = 512;
     // default_sample_size 64 * vae_scale_factor, as the pipeline sets it
-    fill_default_size(req, 64 * vae_scale, vae_scale * 2, "flux");
+    fill_default_size(req, 64 * vae_scale_, vae_scale_ * 2, "flux");
 
     PhaseTimer encode_timer("text_encoding");
     Tensor prompt_embeds = provided(hooks, "prompt_embeds"), pooled = provided(hooks, "pooled_prompt_embeds");
@@ -45,45 +42,29 @@ class FluxPipeline : public Pipeline {
     trace(hooks, "encode_prompt.text_ids", text_ids);
     result.phases.push_back(encode_timer.finish());
 
-    PhaseTimer denoise_timer("denoising");
-    auto transformer = loader_.model<models::DiffusionTransformer>("transformer");
-    auto scheduler = loader_.scheduler();
-    const int64_t c = transformer->in_channels() / 4;
-    const int64_t h = 2 * (req.height / (vae_scale * 2)), w = 2 * (req.width / (vae_scale * 2));
-    Tensor latents;
-    if (req.latents.defined() && req.latents.dim() == 3) {
-      latents = initial_latents(req, {1, (h / 2) * (w / 2), 4 * c}, "flux");  // already packed
-    } else {
-      latents = flux_pack_latents(initial_latents(req, {1, c, h, w}, "flux"));
-    }
-    QDIT_CHECK(scheduler->accepts_custom_sigmas(), "[flux] scheduler ", scheduler->class_name(),
-               " cannot take custom sigmas");
-    std::optional<double> mu;
-    if (scheduler->uses_dynamic_shifting()) mu = schedulers::flux_mu(latents.size(1), *scheduler);
-    scheduler->set_custom_sigmas(schedulers::flux_default_sigmas(req.steps), mu);
-
+    const int64_t h = 2 * (req.height / (vae_scale_ * 2)), w = 2 * (req.width / (vae_scale_ * 2));
     models::DiTInputs cond;
     cond.encoder_hidden_states = prompt_embeds;
     cond.pooled_projections = pooled;
     cond.txt_ids = text_ids;
     cond.img_ids = flux_image_ids(h / 2, w / 2);
-    DenoiseSpec spec;
-    spec.transformer = transformer.get();
-    spec.scheduler = scheduler.get();
-    spec.model_timestep = [](float t) { return t / 1000.0f; };
-    if (guidance_embeds) spec.guidance_input = {req.guidance};
-    latents = run_denoise_loop(spec, cond, latents, hooks);
-    transformer.reset();
+    auto prepare = [&](const models::DiffusionTransformer& t, schedulers::Scheduler& sched, DenoiseSpec& spec) {
+      const int64_t c = t.in_channels() / 4;
+      Tensor latents = req.latents.defined() && req.latents.dim() == 3
+                           ? initial_latents(req, {1, (h / 2) * (w / 2), 4 * c}, "flux")  // already packed
+                           : flux_pack_latents(initial_latents(req, {1, c, h, w}, "flux"));
+      QDIT_CHECK(sched.accepts_custom_sigmas(), "[flux] scheduler ", sched.class_name(), " cannot take custom sigmas");
+      std::optional<double> mu;
+      if (sched.uses_dynamic_shifting()) mu = schedulers::flux_mu(latents.size(1), sched);
+      sched.set_custom_sigmas(schedulers::flux_default_sigmas(req.steps), mu);
+      spec.model_timestep = [](float ts) { return ts / 1000.0f; };
+      if (guidance_embeds) spec.guidance_input = {req.guidance};
+      return latents;
+    };
+    Tensor latents = denoise_phase(req, /*cfg=*/false, cond, prepare, hooks, result);
     Tensor unpacked = flux_unpack_latents(latents, h, w);
     trace(hooks, "latents_final_unpacked", unpacked);
-    result.phases.push_back(denoise_timer.finish());
-
-    PhaseTimer decode_timer("decoding");
-    decode_latents(*loader_.model<models::VaeDecoder>("vae"), unpacked, /*add_shift=*/true, hooks, result);
-    result.phases.push_back(decode_timer.finish());
-    result.latents = unpacked;
-    result.used = req;
-    result.used.latents = Tensor();
+    decode_phase(unpacked, /*add_shift=*/true, req, hooks, result);
     return result;
   }
 
@@ -107,8 +88,6 @@ class FluxPipeline : public Pipeline {
     trace(hooks, "encode_prompt.pooled_prompt_embeds", pooled);
   }
 
-  ComponentLoader loader_;
-  io::JsonConfig transformer_config_, vae_config_;
 };
 
 }  // namespace

@@ -5,8 +5,7 @@
 #include "qdit/kernels/elementwise.h"
 #include "qdit/kernels/layout.h"
 #include "qdit/pipelines/common.h"
-#include "qdit/pipelines/component_loader.h"
-#include "qdit/pipelines/denoise.h"
+#include "qdit/pipelines/diffusers_pipeline.h"
 #include "qdit/pipelines/families.h"
 #include "qdit/pipelines/text_conditioning.h"
 #include "qdit/tokenizers/unicode_text.h"
@@ -19,22 +18,20 @@ struct PromptEmbeds {
   Tensor embeds, mask;  // [1, L, D], [1, L] f32
 };
 
-class PixArtSigmaPipeline : public Pipeline {
+class PixArtSigmaPipeline : public DiffusersPipeline {
  public:
-  PixArtSigmaPipeline(const std::string& dir, const PipelineOptions& opt)
-      : loader_(dir, opt.ctx), transformer_config_(loader_.config("transformer")), vae_config_(loader_.config("vae")) {}
+  PixArtSigmaPipeline(const std::string& dir, const PipelineOptions& opt) : DiffusersPipeline(dir, opt) {}
 
   std::string class_name() const override { return "PixArtSigmaPipeline"; }
 
   GenerateResult generate(const GenerateRequest& req_in, const RunHooks& hooks) override {
     GenerateResult result;
     GenerateRequest req = req_in;
-    const int64_t vae_scale = vae_downscale(vae_config_);
     const int64_t sample_size = transformer_config_.get<int64_t>("sample_size");
     if (req.steps <= 0) req.steps = 20;
     if (req.guidance < 0) req.guidance = 4.5f;
     if (req.max_sequence_length <= 0) req.max_sequence_length = 300;
-    fill_default_size(req, sample_size * vae_scale, vae_scale, "pixart");
+    fill_default_size(req, sample_size * vae_scale_, vae_scale_, "pixart");
     const bool cfg = req.guidance > 1.0f;
 
     PhaseTimer encode_timer("text_encoding");
@@ -42,34 +39,20 @@ class PixArtSigmaPipeline : public Pipeline {
     encode_prompts(req, cfg, hooks, pos, neg);
     result.phases.push_back(encode_timer.finish());
 
-    PhaseTimer denoise_timer("denoising");
-    auto transformer = loader_.model<models::DiffusionTransformer>("transformer");
-    auto scheduler = loader_.scheduler();
-    const int64_t latent_c = transformer->in_channels();
-    Tensor latents = initial_latents(req, {1, latent_c, req.height / vae_scale, req.width / vae_scale}, "pixart");
-    scheduler->set_timesteps(req.steps);
-    kernels::scale_inplace(latents, scheduler->init_noise_sigma());
-
     models::DiTInputs cond;
     cond.encoder_hidden_states = cfg ? kernels::concat({neg.embeds, pos.embeds}, 0) : pos.embeds;
     cond.encoder_attention_mask = cfg ? kernels::concat({neg.mask, pos.mask}, 0) : pos.mask;
-    DenoiseSpec spec;
-    spec.transformer = transformer.get();
-    spec.scheduler = scheduler.get();
-    spec.cfg = cfg;
-    spec.guidance = req.guidance;
-    if (transformer->out_channels() == 2 * latent_c)  // learned sigma: keep the epsilon half
-      spec.adjust_prediction = [latent_c](const Tensor& p) { return p.slice(1, 0, latent_c).contiguous(); };
-    latents = run_denoise_loop(spec, cond, latents, hooks);
-    transformer.reset();
-    result.phases.push_back(denoise_timer.finish());
-
-    PhaseTimer decode_timer("decoding");
-    decode_latents(*loader_.model<models::VaeDecoder>("vae"), latents, /*add_shift=*/false, hooks, result);
-    result.phases.push_back(decode_timer.finish());
-    result.latents = latents;
-    result.used = req;
-    result.used.latents = Tensor();
+    auto prepare = [&](const models::DiffusionTransformer& t, schedulers::Scheduler& sched, DenoiseSpec& spec) {
+      const int64_t latent_c = t.in_channels();
+      Tensor latents = initial_latents(req, {1, latent_c, req.height / vae_scale_, req.width / vae_scale_}, "pixart");
+      sched.set_timesteps(req.steps);
+      kernels::scale_inplace(latents, sched.init_noise_sigma());
+      if (t.out_channels() == 2 * latent_c)  // learned sigma: keep the epsilon half
+        spec.adjust_prediction = [latent_c](const Tensor& p) { return p.slice(1, 0, latent_c).contiguous(); };
+      return latents;
+    };
+    Tensor latents = denoise_phase(req, cfg, cond, prepare, hooks, result);
+    decode_phase(latents, /*add_shift=*/false, req, hooks, result);
     return result;
   }
 
@@ -107,8 +90,6 @@ class PixArtSigmaPipeline : public Pipeline {
     if (cfg) encode(req.negative_prompt, static_cast<int>(pos.embeds.size(1)), "negative", neg);
   }
 
-  ComponentLoader loader_;
-  io::JsonConfig transformer_config_, vae_config_;
 };
 
 }  // namespace

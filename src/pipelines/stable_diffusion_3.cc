@@ -5,8 +5,7 @@
 #include "qdit/core/error.h"
 #include "qdit/kernels/layout.h"
 #include "qdit/pipelines/common.h"
-#include "qdit/pipelines/component_loader.h"
-#include "qdit/pipelines/denoise.h"
+#include "qdit/pipelines/diffusers_pipeline.h"
 #include "qdit/pipelines/families.h"
 #include "qdit/pipelines/text_conditioning.h"
 
@@ -18,22 +17,20 @@ struct Sd3Embeds {
   Tensor embeds, pooled;
 };
 
-class StableDiffusion3Pipeline : public Pipeline {
+class StableDiffusion3Pipeline : public DiffusersPipeline {
  public:
-  StableDiffusion3Pipeline(const std::string& dir, const PipelineOptions& opt)
-      : loader_(dir, opt.ctx), transformer_config_(loader_.config("transformer")), vae_config_(loader_.config("vae")) {}
+  StableDiffusion3Pipeline(const std::string& dir, const PipelineOptions& opt) : DiffusersPipeline(dir, opt) {}
 
   std::string class_name() const override { return "StableDiffusion3Pipeline"; }
 
   GenerateResult generate(const GenerateRequest& req_in, const RunHooks& hooks) override {
     GenerateResult result;
     GenerateRequest req = req_in;
-    const int64_t vae_scale = vae_downscale(vae_config_);
     const int64_t patch = transformer_config_.get_or<int64_t>("patch_size", 2);
     if (req.steps <= 0) req.steps = 28;
     if (req.guidance < 0) req.guidance = 7.0f;
     if (req.max_sequence_length <= 0) req.max_sequence_length = 256;
-    fill_default_size(req, transformer_config_.get<int64_t>("sample_size") * vae_scale, vae_scale * patch, "sd3");
+    fill_default_size(req, transformer_config_.get<int64_t>("sample_size") * vae_scale_, vae_scale_ * patch, "sd3");
     const bool cfg = req.guidance > 1.0f;
 
     PhaseTimer encode_timer("text_encoding");
@@ -41,31 +38,16 @@ class StableDiffusion3Pipeline : public Pipeline {
     encode_prompts(req, cfg, hooks, pos, neg);
     result.phases.push_back(encode_timer.finish());
 
-    PhaseTimer denoise_timer("denoising");
-    auto transformer = loader_.model<models::DiffusionTransformer>("transformer");
-    auto scheduler = loader_.scheduler();
-    // SD3 uses given latents as they are; init_noise_sigma is 1 for flow matching.
-    Tensor latents = initial_latents(
-        req, {1, transformer->in_channels(), req.height / vae_scale, req.width / vae_scale}, "sd3");
-    scheduler->set_timesteps(req.steps);
     models::DiTInputs cond;
     cond.encoder_hidden_states = cfg ? kernels::concat({neg.embeds, pos.embeds}, 0) : pos.embeds;
     cond.pooled_projections = cfg ? kernels::concat({neg.pooled, pos.pooled}, 0) : pos.pooled;
-    DenoiseSpec spec;
-    spec.transformer = transformer.get();
-    spec.scheduler = scheduler.get();
-    spec.cfg = cfg;
-    spec.guidance = req.guidance;
-    latents = run_denoise_loop(spec, cond, latents, hooks);
-    transformer.reset();
-    result.phases.push_back(denoise_timer.finish());
-
-    PhaseTimer decode_timer("decoding");
-    decode_latents(*loader_.model<models::VaeDecoder>("vae"), latents, /*add_shift=*/true, hooks, result);
-    result.phases.push_back(decode_timer.finish());
-    result.latents = latents;
-    result.used = req;
-    result.used.latents = Tensor();
+    auto prepare = [&](const models::DiffusionTransformer& t, schedulers::Scheduler& sched, DenoiseSpec&) {
+      sched.set_timesteps(req.steps);
+      // SD3 uses given latents as they are (init_noise_sigma is 1 for flow matching).
+      return initial_latents(req, {1, t.in_channels(), req.height / vae_scale_, req.width / vae_scale_}, "sd3");
+    };
+    Tensor latents = denoise_phase(req, cfg, cond, prepare, hooks, result);
+    decode_phase(latents, /*add_shift=*/true, req, hooks, result);
     return result;
   }
 
@@ -128,8 +110,6 @@ class StableDiffusion3Pipeline : public Pipeline {
     }
   }
 
-  ComponentLoader loader_;
-  io::JsonConfig transformer_config_, vae_config_;
 };
 
 }  // namespace

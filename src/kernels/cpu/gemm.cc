@@ -83,19 +83,8 @@ struct PackedLinear::Impl {
     memory::desc src_md({m, k}, compute_dt, tag::ab);
     memory::desc dst_md({m, n}, dt::f32, tag::ab);
     memory::desc bias_md({1, n}, dt::f32, tag::ab);
-    dnnl::post_ops po;
-    // Residual first, then activation would be wrong: sum is applied after the eltwise, so
-    // y = y + act(xW + b), which is what accumulate promises.
-    switch (act) {
-      case Activation::None: break;
-      case Activation::GeluTanh: po.append_eltwise(1.f, dnnl::algorithm::eltwise_gelu_tanh, 0.f, 0.f); break;
-      case Activation::GeluErf: po.append_eltwise(1.f, dnnl::algorithm::eltwise_gelu_erf, 0.f, 0.f); break;
-      case Activation::Silu: po.append_eltwise(1.f, dnnl::algorithm::eltwise_swish, 1.f, 0.f); break;
-      case Activation::Relu: po.append_eltwise(1.f, dnnl::algorithm::eltwise_relu, 0.f, 0.f); break;
-    }
-    if (accumulate) po.append_sum(1.f);
     dnnl::primitive_attr attr;
-    attr.set_post_ops(po);
+    attr.set_post_ops(cpu::make_post_ops(act, accumulate));
     dnnl::matmul::desc d = has_bias ? dnnl::matmul::desc(src_md, wmd, bias_md, dst_md)
                                     : dnnl::matmul::desc(src_md, wmd, dst_md);
     return dnnl::matmul::primitive_desc(d, attr, dnnl_engine());

@@ -47,19 +47,6 @@ struct TileKey {
   bool operator<(const TileKey& o) const { return tie() < o.tie(); }
 };
 
-dnnl::post_ops make_post_ops(Activation act, bool accumulate) {
-  dnnl::post_ops po;
-  switch (act) {
-    case Activation::None: break;
-    case Activation::GeluTanh: po.append_eltwise(1.f, dnnl::algorithm::eltwise_gelu_tanh, 0.f, 0.f); break;
-    case Activation::GeluErf: po.append_eltwise(1.f, dnnl::algorithm::eltwise_gelu_erf, 0.f, 0.f); break;
-    case Activation::Silu: po.append_eltwise(1.f, dnnl::algorithm::eltwise_swish, 1.f, 0.f); break;
-    case Activation::Relu: po.append_eltwise(1.f, dnnl::algorithm::eltwise_relu, 0.f, 0.f); break;
-  }
-  if (accumulate) po.append_sum(1.f);
-  return po;
-}
-
 }  // namespace
 
 std::unique_ptr<WeightRowDecoder> make_bf16_row_decoder(const Tensor& weight_bf16) {
@@ -82,7 +69,7 @@ struct TiledLinear::Impl {
     memory::desc dst({m, rows}, dt::f32, memory::dims{n_total, 1});  // a column block of y
     memory::desc bmd({1, rows}, dt::f32, tag::ab);
     dnnl::primitive_attr attr;
-    attr.set_post_ops(make_post_ops(act, accumulate));
+    attr.set_post_ops(cpu::make_post_ops(act, accumulate));
     auto d = bias.defined() ? dnnl::matmul::desc(src, wei, bmd, dst) : dnnl::matmul::desc(src, wei, dst);
     return prims.emplace(key, dnnl::matmul(dnnl::matmul::primitive_desc(d, attr, dnnl_engine()))).first->second;
   }
