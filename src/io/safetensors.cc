@@ -34,11 +34,11 @@ uint64_t read_le64(const uint8_t* p) {
 
 // "a string \"2\"", "a negative integer -3", ...: what a header field was instead of what it should be.
 std::string json_kind(const OJson& j) {
-  if (j.is_number_float()) return detail::concat("a non-integer number ", j.dump());
-  if (j.is_number_integer() && !j.is_number_unsigned()) return detail::concat("a negative integer ", j.dump());
+  if (j.is_number_float()) return ::qdit::detail::concat("a non-integer number ", j.dump());
+  if (j.is_number_integer() && !j.is_number_unsigned()) return ::qdit::detail::concat("a negative integer ", j.dump());
   const char* article = (j.is_array() || j.is_object()) ? "an " : "a ";
-  if (j.is_primitive()) return detail::concat(article, j.type_name(), " ", j.dump());
-  return detail::concat(article, j.type_name());
+  if (j.is_primitive()) return ::qdit::detail::concat(article, j.type_name(), " ", j.dump());
+  return ::qdit::detail::concat(article, j.type_name());
 }
 
 // Parses the header, rejecting duplicate keys in any object: nlohmann would silently keep one,

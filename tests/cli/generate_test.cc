@@ -114,3 +114,31 @@ TEST(Generate, BadInputFailsWithAClearMessage) {
 }
 
 }  // namespace
+
+namespace {
+
+// `qdit inspect` on every model and pipeline folder of the golden set.
+TEST(Inspect, EveryGoldenModelAndPipelineFolder) {
+  int folders = 0;
+  for (const auto& entry : std::filesystem::directory_iterator(kGolden)) {
+    if (!entry.is_directory()) continue;
+    for (const char* sub : {"pipeline", "transformer", "text_encoder", "vae"}) {
+      const auto dir = entry.path() / sub;
+      if (!std::filesystem::exists(dir)) continue;
+      ++folders;
+      RunResult r = run("inspect " + dir.string());
+      ASSERT_EQ(r.code, 0) << dir << "\n" << r.output;
+      EXPECT_NE(r.output.find("tensors"), std::string::npos) << dir << "\n" << r.output;
+      EXPECT_NE(r.output.find("F32"), std::string::npos) << dir;
+    }
+  }
+  EXPECT_GE(folders, 22);  // 10 pipelines, 5 transformers, 5 text encoders, 2 VAEs
+  RunResult r = run("inspect " + kGolden + "pipeline_flux_dev/pipeline");
+  EXPECT_NE(r.output.find("FluxPipeline"), std::string::npos) << r.output;
+  EXPECT_NE(r.output.find("FluxTransformer2DModel"), std::string::npos) << r.output;
+  r = run("inspect /nonexistent/folder");
+  EXPECT_EQ(r.code, 1);
+  EXPECT_NE(r.output.find("/nonexistent/folder"), std::string::npos);
+}
+
+}  // namespace
