@@ -14,6 +14,14 @@ namespace fs = std::filesystem;
 
 bool contains(const std::string& msg, const std::string& part) { return msg.find(part) != std::string::npos; }
 
+// "[path]", built by appending: GCC 12's -Wrestrict misfires on "[" + s + "]" (bug 105329).
+std::string bracketed(const std::string& path) {
+  std::string s = "[";
+  s += path;
+  s += ']';
+  return s;
+}
+
 const std::string kGolden = std::string(QDIT_TEST_DATA_DIR) + "/golden";
 
 void small_weights(const std::string& path, float v = 1.f) {
@@ -86,7 +94,7 @@ TEST(ModelFolder, Variants) {
   testing::write_bytes(dir.file("config.json"), R"({"_class_name": "X"})");
   small_weights(dir.file("diffusion_pytorch_model.fp16.safetensors"), 7.f);
   auto msg = error_of([&] { ModelFolder::open(d); });
-  EXPECT_TRUE(contains(msg, "[" + d + "] weights exist only as variant(s) fp16")) << msg;
+  EXPECT_TRUE(contains(msg, bracketed(d) + " weights exist only as variant(s) fp16")) << msg;
   const ModelFolder v = ModelFolder::open(d, "fp16");
   EXPECT_EQ(v.weights_file(), "diffusion_pytorch_model.fp16.safetensors");
   EXPECT_EQ(v.weights()->tensor("w").item_f32(0), 7.f);
@@ -105,7 +113,7 @@ TEST(ModelFolder, PickledOnlyIsRefused) {
     testing::write_bytes(dir.file("config.json"), R"({"_class_name": "X"})");
     testing::write_bytes(dir.file(f), "PK\x03\x04 pretend zip");
     const std::string msg = error_of([&] { ModelFolder::open(dir.path().string()); });
-    EXPECT_TRUE(contains(msg, "[" + dir.path().string() + "] holds only pickled checkpoints (" + f + ")")) << msg;
+    EXPECT_TRUE(contains(msg, bracketed(dir.path().string()) + " holds only pickled checkpoints (" + f + ")")) << msg;
     EXPECT_TRUE(contains(msg, "never loads pickled checkpoints")) << msg;
     EXPECT_TRUE(contains(msg, "Convert them to safetensors")) << msg;
   }
@@ -130,21 +138,21 @@ TEST(ModelFolder, BadFolders) {
 
   testing::write_bytes(dir.file("config.json"), "{\"_class_name\": \"X\",\n \"num_layers\": 2,,\n}");
   msg = error_of([&] { ModelFolder::open(d); });
-  EXPECT_TRUE(contains(msg, "[" + dir.file("config.json") + "] malformed JSON: parse error at line 2, column 18")) << msg;
+  EXPECT_TRUE(contains(msg, bracketed(dir.file("config.json")) + " malformed JSON: parse error at line 2, column 18")) << msg;
   testing::write_bytes(dir.file("config.json"), R"({"_class_name": 3})");
   msg = error_of([&] { ModelFolder::open(d); });
-  EXPECT_TRUE(contains(msg, "[" + dir.file("config.json") + "] key '_class_name': expected a string")) << msg;
+  EXPECT_TRUE(contains(msg, bracketed(dir.file("config.json")) + " key '_class_name': expected a string")) << msg;
   testing::write_bytes(dir.file("config.json"), R"({"architectures": []})");
   msg = error_of([&] { ModelFolder::open(d); });
   EXPECT_TRUE(contains(msg, "key 'architectures' is an empty list")) << msg;
   testing::write_bytes(dir.file("config.json"), R"(["T5EncoderModel"])");
   msg = error_of([&] { ModelFolder::open(d); });
-  EXPECT_TRUE(contains(msg, "[" + dir.file("config.json") + "] expected a JSON object")) << msg;
+  EXPECT_TRUE(contains(msg, bracketed(dir.file("config.json")) + " expected a JSON object")) << msg;
   // A corrupt weights file is reported with its path.
   testing::write_bytes(dir.file("config.json"), R"({"_class_name": "X"})");
   testing::write_bytes(dir.file("model.safetensors"), "abc");
   msg = error_of([&] { ModelFolder::open(d); });
-  EXPECT_TRUE(contains(msg, "[" + dir.file("model.safetensors") + "] not a safetensors file")) << msg;
+  EXPECT_TRUE(contains(msg, bracketed(dir.file("model.safetensors")) + " not a safetensors file")) << msg;
 }
 
 TEST(PipelineFolder, GoldenSd3Text) {
@@ -196,7 +204,7 @@ TEST(PipelineFolder, NullComponentsAndMissingFolders) {
   EXPECT_FALSE(q.components()[0].exists);
   EXPECT_TRUE(q.components()[1].exists);
   msg = error_of([&] { q.open_component("vae"); });
-  EXPECT_TRUE(contains(msg, "[" + dir.file("model_index.json") + "] component 'vae' (diffusers AutoencoderKL) has no folder"))
+  EXPECT_TRUE(contains(msg, bracketed(dir.file("model_index.json")) + " component 'vae' (diffusers AutoencoderKL) has no folder"))
       << msg;
   EXPECT_EQ(q.open_component("scheduler").class_name(), "FlowMatchEulerDiscreteScheduler");
 }
@@ -229,7 +237,7 @@ TEST(PipelineFolder, MalformedModelIndex) {
     TempDir dir;
     testing::write_bytes(dir.file("model_index.json"), c.text);
     const std::string msg = error_of([&] { PipelineFolder::open(dir.path().string()); });
-    EXPECT_TRUE(contains(msg, "[" + dir.file("model_index.json") + "]")) << msg;
+    EXPECT_TRUE(contains(msg, bracketed(dir.file("model_index.json")))) << msg;
     EXPECT_TRUE(contains(msg, c.expect)) << "missing '" << c.expect << "' in: " << msg;
   }
   TempDir none;
@@ -321,7 +329,9 @@ TEST(ResolveModelPath, EveryGoldenCaseOpens) {
       for (const auto& c : p.components()) {
         if (c.is_null()) continue;
         const ModelFolder m = p.open_component(c.name);
-        if (m.has_weights()) EXPECT_GT(m.weights()->total_bytes(), 0u) << c.name;
+        if (m.has_weights()) {
+          EXPECT_GT(m.weights()->total_bytes(), 0u) << c.name;
+        }
       }
     } else {
       const ModelFolder m = ModelFolder::open(r);
