@@ -1,0 +1,86 @@
+#include "qdit/models/sd3/sd3_block.h"
+
+#include "qdit/core/error.h"
+#include "qdit/kernels/elementwise.h"
+#include "qdit/kernels/layout.h"
+#include "qdit/kernels/norm.h"
+#include "qdit/nn/attention.h"
+
+namespace qdit::models::sd3 {
+
+namespace {
+constexpr float kNormEps = 1e-6f;  // every LayerNorm in the block (no affine)
+constexpr int64_t kFfMult = 4;     // FeedForward(dim, dim_out=dim), mult 4
+}  // namespace
+
+JointBlock::JointBlock(const nn::WeightBinder& b, int64_t dim, int64_t heads, bool context_pre_only,
+                       const nn::ModuleContext& ctx)
+    : dim_(dim), heads_(heads), pre_only_(context_pre_only), compute_(ctx.compute) {
+  const int64_t d = dim;
+  norm1_ = nn::Linear(b.sub("norm1"), "linear", d, 6 * d, true, ctx);
+  norm1_ctx_ = nn::Linear(b.sub("norm1_context"), "linear", d, (pre_only_ ? 2 : 6) * d, true, ctx);
+  const nn::WeightBinder a = b.sub("attn");
+  q_ = nn::Linear(a, "to_q", d, d, true, ctx);
+  k_ = nn::Linear(a, "to_k", d, d, true, ctx);
+  v_ = nn::Linear(a, "to_v", d, d, true, ctx);
+  out_ = nn::Linear(a, "to_out.0", d, d, true, ctx);
+  aq_ = nn::Linear(a, "add_q_proj", d, d, true, ctx);
+  ak_ = nn::Linear(a, "add_k_proj", d, d, true, ctx);
+  av_ = nn::Linear(a, "add_v_proj", d, d, true, ctx);
+  ff1_ = nn::Linear(b, "ff.net.0.proj", d, kFfMult * d, true, ctx);
+  ff2_ = nn::Linear(b, "ff.net.2", kFfMult * d, d, true, ctx);
+  if (!pre_only_) {
+    add_out_ = nn::Linear(a, "to_add_out", d, d, true, ctx);
+    cff1_ = nn::Linear(b, "ff_context.net.0.proj", d, kFfMult * d, true, ctx);
+    cff2_ = nn::Linear(b, "ff_context.net.2", kFfMult * d, d, true, ctx);
+  }
+}
+
+size_t JointBlock::weight_bytes() const {
+  size_t n = 0;
+  for (const nn::Linear* l : {&norm1_, &norm1_ctx_, &q_, &k_, &v_, &out_, &aq_, &ak_, &av_, &add_out_, &ff1_, &ff2_,
+                              &cff1_, &cff2_})
+    n += l->weight_bytes();
+  return n;
+}
+
+void JointBlock::forward(Tensor& x, Tensor& ctx, const Tensor& silu_temb) const {
+  const int64_t batch = x.size(0), n = x.size(1), d = dim_;
+  QDIT_CHECK(x.is_contiguous() && x.dim() == 3 && x.size(2) == d, "[JointTransformerBlock] expected contiguous [B, N, ",
+             d, "] image tokens, got ", x.desc());
+  QDIT_CHECK(ctx.is_contiguous() && ctx.dim() == 3 && ctx.size(0) == batch && ctx.size(2) == d,
+             "[JointTransformerBlock] expected contiguous [", batch, ", L, ", d, "] text tokens, got ", ctx.desc());
+
+  // AdaLayerNormZero: shift_msa, scale_msa, gate_msa, shift_mlp, scale_mlp, gate_mlp ([B, D] views).
+  const Tensor m = norm1_(silu_temb).reshape({batch, 6, d});
+  const Tensor mc = norm1_ctx_(silu_temb).reshape({batch, pre_only_ ? 2 : 6, d});
+
+  // 1. Joint attention over cat([image, text]).
+  {
+    const Tensor h = kernels::layer_norm_modulate(x, m.select(1, 0), m.select(1, 1), kNormEps);
+    // AdaLayerNormContinuous splits (scale, shift); AdaLayerNormZero (shift, scale, ...).
+    const Tensor hc = pre_only_ ? kernels::layer_norm_modulate(ctx, mc.select(1, 1), mc.select(1, 0), kNormEps)
+                                : kernels::layer_norm_modulate(ctx, mc.select(1, 0), mc.select(1, 1), kNormEps);
+    const Tensor q = kernels::concat({q_(h), aq_(hc)}, 1);
+    const Tensor k = kernels::concat({k_(h), ak_(hc)}, 1);
+    const Tensor v = kernels::concat({v_(h), av_(hc)}, 1);
+    const Tensor a = nn::multi_head_attention(q, k, v, heads_, nullptr, 0.0f, compute_);  // [B, N+L, D]
+    kernels::gated_residual_inplace(x, out_(a.slice(1, 0, n).contiguous()), m.select(1, 2));
+    if (!pre_only_)
+      kernels::gated_residual_inplace(ctx, add_out_(a.slice(1, n, a.size(1)).contiguous()), mc.select(1, 2));
+  }
+
+  // 2. Feed-forwards on norm2(.) * (1 + scale_mlp) + shift_mlp, GELU-tanh fused into the first GEMM.
+  kernels::GemmOptions gelu;
+  gelu.activation = kernels::Activation::GeluTanh;
+  {
+    const Tensor h = kernels::layer_norm_modulate(x, m.select(1, 3), m.select(1, 4), kNormEps);
+    kernels::gated_residual_inplace(x, ff2_(ff1_(h, gelu)), m.select(1, 5));
+  }
+  if (!pre_only_) {
+    const Tensor h = kernels::layer_norm_modulate(ctx, mc.select(1, 3), mc.select(1, 4), kNormEps);
+    kernels::gated_residual_inplace(ctx, cff2_(cff1_(h, gelu)), mc.select(1, 5));
+  }
+}
+
+}  // namespace qdit::models::sd3
