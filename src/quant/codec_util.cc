@@ -1,0 +1,34 @@
+#include "qdit/quant/codec_util.h"
+
+#include <cstring>
+
+#include "qdit/core/error.h"
+#include "qdit/core/parallel.h"
+
+namespace qdit::quant {
+
+std::vector<float> weight_values(const Tensor& w) {
+  QDIT_CHECK(w.dim() == 2, "[quant] weight must be 2-D [out, in], got ", w.desc());
+  Tensor f = w.contiguous().to(DType::F32);
+  return std::vector<float>(f.data<float>(), f.data<float>() + f.numel());
+}
+
+Tensor float_part(const std::vector<float>& values, const Shape& shape, DType dtype) {
+  Tensor t = Tensor::from_vector(values, shape);
+  return (dtype == DType::F32 ? t : t.to(dtype)).clone(MemTag::Weights);
+}
+
+std::vector<float> part_values(const Tensor& t) {
+  Tensor f = t.contiguous().to(DType::F32);
+  return std::vector<float>(f.data<float>(), f.data<float>() + f.numel());
+}
+
+Tensor scalar_one(DType dtype) { return float_part({1.0f}, {}, dtype); }
+
+void FunctionRowDecoder::decode_rows(int64_t n0, int64_t n1, float* dst) const {
+  parallel_for(n1 - n0, 4, [&](int64_t r0, int64_t r1) {
+    for (int64_t r = r0; r < r1; ++r) fn_(n0 + r, dst + r * in_);
+  });
+}
+
+}  // namespace qdit::quant
