@@ -50,8 +50,8 @@ class WeightRowDecoder {
 // an L2-sized f32 buffer and multiplied with oneDNN's f32 GEMM; the decode cost is amortised over M.
 class TiledLinear : public LinearKernel {
  public:
-  // round_input_to_bf16: round x to bf16 first, so "bf16 compute" means the same numerics
-  // whether or not the CPU has a native bf16 GEMM.
+  // round_input_to_bf16 ("bf16 compute"): x and the decoded tiles are rounded to bf16 and, when the
+  // CPU has a bf16 GEMM, multiplied as bf16; otherwise as f32 holding bf16 values (same numerics).
   TiledLinear(std::unique_ptr<WeightRowDecoder> decoder, const Tensor& bias, bool round_input_to_bf16 = false);
   ~TiledLinear() override;
   int64_t in_features() const override;
@@ -98,6 +98,30 @@ class PackedLinear : public LinearKernel {
   int64_t n_ = 0, k_ = 0;
   DType compute_;
 };
+
+// W8A8 Linear (torchao int8dq): each token's activation row is quantized to int8 on the fly
+// (symmetric, scale = max(amax / act_divisor, f32 eps), round half even, clamp [-128, 127]) and
+// multiplied with pre-packed s8 weights by oneDNN's int8 GEMM (VNNI / AMX);
+// y = act((acc * w_scale[n]) * x_scale[m] + b), optionally added to y.
+class Int8Linear : public LinearKernel {
+ public:
+  // qweight: s8 [N, K]; w_scale: f32 [N]; bias: [N] or undefined.
+  Int8Linear(const Tensor& qweight, const Tensor& w_scale, const Tensor& bias, float act_divisor = 127.5f);
+  ~Int8Linear() override;
+  int64_t in_features() const override { return k_; }
+  int64_t out_features() const override { return n_; }
+  size_t weight_bytes() const override;
+  void forward_into(const Tensor& x, Tensor& y, const GemmOptions& opt = {}) const override;
+
+ private:
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
+  int64_t n_ = 0, k_ = 0;
+};
+
+// Per-row symmetric int8 quantization of x [m, k]: scales[r] = max(amax_r / divisor, f32 eps),
+// q = clamp(round_half_even(x * (1 / scale)), -128, 127).
+void quantize_rows_s8(const float* x, int64_t m, int64_t k, float divisor, int8_t* q, float* scales);
 
 // Plain triple-loop reference (double accumulation) for tests: y = act(x W^T + b).
 Tensor linear_reference(const Tensor& x, const Tensor& weight, const Tensor& bias,

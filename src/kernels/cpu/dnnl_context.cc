@@ -5,8 +5,7 @@ dnnl::engine& dnnl_engine() {
   static dnnl::engine e(dnnl::engine::kind::cpu, 0);
   return e;
 }
-dnnl::post_ops make_post_ops(Activation act, bool accumulate) {
-  dnnl::post_ops po;
+dnnl::post_ops make_post_ops(Activation act, bool accumulate, dnnl::post_ops po) {
   switch (act) {
     case Activation::None: break;
     case Activation::GeluTanh: po.append_eltwise(1.f, dnnl::algorithm::eltwise_gelu_tanh, 0.f, 0.f); break;

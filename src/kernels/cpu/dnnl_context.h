@@ -9,5 +9,6 @@ dnnl::engine& dnnl_engine();
 dnnl::stream& dnnl_stream();
 // GEMM epilogue as oneDNN post-ops: y = act(x W + b), then y_old + that when accumulating (the
 // sum post-op runs after the eltwise, which is what GemmOptions::accumulate promises).
-dnnl::post_ops make_post_ops(Activation act, bool accumulate);
+// `base` holds post-ops that run first (e.g. the per-token scale of an int8 GEMM).
+dnnl::post_ops make_post_ops(Activation act, bool accumulate, dnnl::post_ops base = dnnl::post_ops());
 }  // namespace qdit::kernels::cpu

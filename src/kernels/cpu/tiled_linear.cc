@@ -59,13 +59,14 @@ struct TiledLinear::Impl {
   mutable std::mutex mu;
   mutable std::map<TileKey, dnnl::matmul> prims;
 
+  dt tile_dt = dt::f32;  // bf16 when the CPU multiplies bf16 natively and compute is bf16
   dnnl::matmul prim(int64_t m, int64_t k, int64_t n_total, int64_t rows, Activation act, bool accumulate) const {
     std::lock_guard<std::mutex> lock(mu);
     TileKey key{m, rows, act, accumulate};
     auto it = prims.find(key);
     if (it != prims.end()) return it->second;
-    memory::desc src({m, k}, dt::f32, tag::ab);
-    memory::desc wei({k, rows}, dt::f32, tag::ba);           // decoded rows [rows, K]
+    memory::desc src({m, k}, tile_dt, tag::ab);
+    memory::desc wei({k, rows}, tile_dt, tag::ba);           // decoded rows [rows, K]
     memory::desc dst({m, rows}, dt::f32, memory::dims{n_total, 1});  // a column block of y
     memory::desc bmd({1, rows}, dt::f32, tag::ab);
     dnnl::primitive_attr attr;
@@ -83,8 +84,11 @@ TiledLinear::TiledLinear(std::unique_ptr<WeightRowDecoder> decoder, const Tensor
     QDIT_CHECK(bias.numel() == n, "[linear] bias has ", bias.numel(), " elements, expected ", n);
     impl_->bias = bias.contiguous().to(DType::F32).clone(MemTag::Weights);
   }
-  // Keep the decoded tile around 256 KiB so it stays in L2 while the GEMM streams over M.
+  if (round_input_to_bf16 && native_bf16_gemm_available()) impl_->tile_dt = dt::bf16;
+  // Keep the decoded tile around 256 KiB (f32) / 512 KiB (bf16) so it stays in L2 while the GEMM
+  // streams over M.
   tile_ = std::clamp<int64_t>((65536 / std::max<int64_t>(k, 1)) / 16 * 16, 16, 1024);
+  if (impl_->tile_dt == dt::bf16) tile_ = std::clamp<int64_t>((262144 / std::max<int64_t>(k, 1)) / 16 * 16, 16, 1024);
   tile_ = std::min(tile_, n);
   impl_->decoder = std::move(decoder);
 }
@@ -103,20 +107,32 @@ void TiledLinear::forward_into(const Tensor& x_in, Tensor& y, const GemmOptions&
   QDIT_CHECK(y.dtype() == DType::F32 && y.is_contiguous() && y.numel() == m * n, "[linear] output ", y.desc(),
              " must be contiguous f32 with ", m, "x", n, " elements");
   if (m == 0) return;
+  const bool bf16_tiles = impl_->tile_dt == dt::bf16;
   Tensor x = x_in.contiguous().to(DType::F32);
-  if (round_input_ && x_in.dtype() == DType::F32) {
+  if (round_input_) {
+    // bf16 compute: both operands are bf16 values, whichever GEMM multiplies them.
     Tensor rounded = Tensor::empty(x.shape(), DType::BF16, MemTag::Workspace);
     cpu::f32_to_bf16_buffer(x.data<float>(), rounded.data<uint16_t>(), x.numel());
-    x = Tensor::empty(x.shape(), DType::F32, MemTag::Workspace);
-    cpu::bf16_to_f32_buffer(rounded.data<uint16_t>(), x.data<float>(), x.numel());
+    if (bf16_tiles) {
+      x = rounded;
+    } else {
+      x = Tensor::empty(x.shape(), DType::F32, MemTag::Workspace);
+      cpu::bf16_to_f32_buffer(rounded.data<uint16_t>(), x.data<float>(), x.numel());
+    }
   }
   Tensor tile = Tensor::empty({tile_, k}, DType::F32, MemTag::Workspace);
+  Tensor tile_bf16 = round_input_ ? Tensor::empty({tile_, k}, DType::BF16, MemTag::Workspace) : Tensor();
   for (int64_t n0 = 0; n0 < n; n0 += tile_) {
     const int64_t rows = std::min(tile_, n - n0);
     impl_->decoder->decode_rows(n0, n0 + rows, tile.data<float>());
+    if (round_input_) {
+      cpu::f32_to_bf16_buffer(tile.data<float>(), tile_bf16.data<uint16_t>(), rows * k);
+      if (!bf16_tiles) cpu::bf16_to_f32_buffer(tile_bf16.data<uint16_t>(), tile.data<float>(), rows * k);
+    }
+    const Tensor& w = bf16_tiles ? tile_bf16 : tile;
     dnnl::matmul p = impl_->prim(m, k, n, rows, opt.activation, opt.accumulate);
-    memory src({{m, k}, dt::f32, tag::ab}, dnnl_engine(), x.raw_data());
-    memory wei({{k, rows}, dt::f32, tag::ba}, dnnl_engine(), tile.raw_data());
+    memory src({{m, k}, impl_->tile_dt, tag::ab}, dnnl_engine(), x.raw_data());
+    memory wei({{k, rows}, impl_->tile_dt, tag::ba}, dnnl_engine(), w.raw_data());
     memory dst({{m, rows}, dt::f32, memory::dims{n, 1}}, dnnl_engine(), y.data<float>() + n0);
     std::unordered_map<int, memory> args{{DNNL_ARG_SRC, src}, {DNNL_ARG_WEIGHTS, wei}, {DNNL_ARG_DST, dst}};
     memory bmem;
