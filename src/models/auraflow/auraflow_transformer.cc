@@ -144,10 +144,10 @@ Tensor AuraFlowTransformer::forward(const DiTInputs& in) const {
              " exceeds the ", cfg_.pos_grid, "x", cfg_.pos_grid, " position table (pos_embed_max_size ",
              cfg_.pos_embed_max_size, "; latents ", in.latents.desc(), ")");
   const Tensor& ehs = in.encoder_hidden_states;
-  QDIT_CHECK(ehs.defined() && ehs.dim() == 3 && ehs.size(0) == batch && ehs.size(1) > 0 &&
-                 ehs.size(2) == cfg_.joint_attention_dim,
-             kWhere, "encoder_hidden_states: expected [", batch, ", L, ", cfg_.joint_attention_dim,
-             "] with L > 0, got ", desc_or_undefined(ehs));
+  // L = 0 is allowed: the text stream is then the register tokens alone, as in diffusers.
+  QDIT_CHECK(ehs.defined() && ehs.dim() == 3 && ehs.size(0) == batch && ehs.size(2) == cfg_.joint_attention_dim,
+             kWhere, "encoder_hidden_states: expected [", batch, ", L, ", cfg_.joint_attention_dim, "], got ",
+             desc_or_undefined(ehs));
   QDIT_CHECK(in.timestep.size() == static_cast<size_t>(batch) || in.timestep.size() == 1, kWhere,
              "timestep: expected ", batch, " values (or 1), got ", in.timestep.size());
   QDIT_CHECK(!in.encoder_attention_mask.defined(), kWhere,
@@ -179,7 +179,7 @@ Tensor AuraFlowTransformer::forward(const DiTInputs& in) const {
   {
     std::vector<Tensor> parts(static_cast<size_t>(batch), register_tokens_);
     const Tensor regs = kernels::concat(parts, 0);
-    context = kernels::concat({regs, context_embedder_(as_f32(ehs))}, 1);
+    context = ehs.size(1) == 0 ? regs : kernels::concat({regs, context_embedder_(as_f32(ehs))}, 1);
   }
 
   // ---- Blocks: MMDiT on two streams, then single blocks on cat([text, image]).

@@ -51,7 +51,7 @@ class AuraFlowTransformer : public DiffusionTransformer {
   const AuraFlowConfig& config() const { return cfg_; }
 
   // latents [B, in_channels, H, W] (H, W multiples of patch_size, H/p and W/p at most pos_grid);
-  // encoder_hidden_states [B, L, joint_attention_dim]; timestep [B] (or [1]) = t / 1000.
+  // encoder_hidden_states [B, L, joint_attention_dim] (L may be 0); timestep [B] (or [1]) = t / 1000.
   // No attention mask (the pipeline zeroes padded embeddings instead), no pooled projections.
   // Returns [B, out_channels, H, W].
   Tensor forward(const DiTInputs& in) const override;
