@@ -23,6 +23,9 @@ const char* const kCases[] = {
     "scheduler_flowmatch_flux",
     "pipeline_pixart_sigma",
     "pipeline_pixart_sigma_text",
+    "transformer_auraflow",
+    "pipeline_auraflow",
+    "pipeline_auraflow_text",
 };
 
 class GoldenCase : public ::testing::TestWithParam<const char*> {};
