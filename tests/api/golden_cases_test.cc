@@ -23,6 +23,12 @@ const char* const kCases[] = {
     "scheduler_flowmatch_flux",
     "pipeline_pixart_sigma",
     "pipeline_pixart_sigma_text",
+    "transformer_flux_guidance",
+    "transformer_flux_noguidance",
+    "pipeline_flux_dev",
+    "pipeline_flux_dev_text",
+    "pipeline_flux_schnell",
+    "pipeline_flux_schnell_text",
 };
 
 class GoldenCase : public ::testing::TestWithParam<const char*> {};
