@@ -4,8 +4,19 @@
 
 namespace qdit::pipelines {
 
-ComponentLoader::ComponentLoader(const std::string& dir, nn::ModuleContext ctx)
-    : folder_(io::PipelineFolder::open(dir)), ctx_(std::move(ctx)) {}
+ComponentLoader::ComponentLoader(const std::string& dir, const PipelineOptions& opt)
+    : folder_(io::PipelineFolder::open(dir)), ctx_(opt.ctx), quant_(opt.quant) {}
+
+void ComponentLoader::record(const std::string& name, const io::ModelFolder& f, const models::Model& m) const {
+  ComponentStats s{name, m.class_name(), "none", f.weights()->total_bytes(), m.weight_bytes()};
+  if (auto rule = quant_.for_component(name)) s.quant = rule->scheme;
+  for (auto& old : stats_)
+    if (old.name == name) {
+      old = s;
+      return;
+    }
+  stats_.push_back(s);
+}
 
 bool ComponentLoader::has(const std::string& name) const {
   const io::PipelineComponent* c = folder_.find_component(name);

@@ -6,7 +6,7 @@
 namespace qdit::pipelines {
 
 DiffusersPipeline::DiffusersPipeline(const std::string& dir, const PipelineOptions& opt)
-    : loader_(dir, opt.ctx),
+    : loader_(dir, opt),
       transformer_config_(loader_.config("transformer")),
       vae_config_(loader_.config("vae")),
       vae_scale_(vae_downscale(vae_config_)) {}
@@ -33,6 +33,7 @@ void DiffusersPipeline::decode_phase(const Tensor& latents, bool add_shift, cons
   PhaseTimer timer("decoding");
   decode_latents(*loader_.model<models::VaeDecoder>("vae"), latents, add_shift, hooks, result);
   result.phases.push_back(timer.finish());
+  result.components = loader_.stats();
   result.latents = latents;
   result.used = req;
   result.used.latents = Tensor();

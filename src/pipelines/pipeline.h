@@ -11,6 +11,7 @@
 
 #include "qdit/core/tensor.h"
 #include "qdit/nn/context.h"
+#include "qdit/quant/quant_config.h"
 
 namespace qdit::pipelines {
 
@@ -32,10 +33,18 @@ struct PhaseStats {
   size_t rss_peak_bytes = 0;      // process VmHWM at the end of the phase
 };
 
+// A component as it was loaded: the bytes its checkpoint holds and the bytes its weights occupy
+// once built (quantized, packed), with the scheme it was quantized with.
+struct ComponentStats {
+  std::string name, class_name, quant = "none";
+  size_t checkpoint_bytes = 0, resident_bytes = 0;
+};
+
 struct GenerateResult {
   Tensor image;    // [1, 3, H, W] f32 in [0, 1] (postprocessed)
   Tensor latents;  // final latents [1, C, h, w]
   std::vector<PhaseStats> phases;
+  std::vector<ComponentStats> components;  // in load order
   // The settings actually used (defaults filled in), for the PNG's parameters chunk.
   GenerateRequest used;
 };
@@ -50,7 +59,8 @@ struct RunHooks {
 };
 
 struct PipelineOptions {
-  nn::ModuleContext ctx;  // compute dtype, Linear kernel factory
+  nn::ModuleContext ctx;              // compute dtype, Linear kernel factory
+  quant::PipelineQuantConfig quant;   // which components are quantized on load, and how
 };
 
 class Pipeline {

@@ -6,6 +6,7 @@
 #include <string>
 
 #include "commands.h"
+#include "quant_args.h"
 #include "qdit/core/allocator.h"
 #include "qdit/core/error.h"
 #include "qdit/core/parallel.h"
@@ -25,9 +26,10 @@ void usage() {
   std::printf(
       "usage: qdit generate [--model DIR] --prompt TEXT [--negative-prompt TEXT] [--steps N] [--guidance G]\n"
       "                     [--seed S] [--width W --height H] [--max-sequence-length L]\n"
-      "                     [--latents FILE.safetensors] [--dtype f32|bf16] [--threads N] --out FILE.png\n"
-      "With no --model, the built-in tiny PixArt-Sigma pipeline (random weights) at %s is used.\n",
-      QDIT_DEFAULT_MODEL_DIR);
+      "                     [--latents FILE.safetensors] [--dtype f32|bf16] [--threads N] [--quant SPEC ...]\n"
+      "                     --out FILE.png\n"
+      "With no --model, the built-in tiny PixArt-Sigma pipeline (random weights) at %s is used.\n%s",
+      QDIT_DEFAULT_MODEL_DIR, QuantArgs::help());
 }
 
 // "denoising [##########..........] 10/20  0.52 s/step"
@@ -53,12 +55,13 @@ class ProgressBar {
 };
 
 std::string format_parameters(const pipelines::GenerateRequest& r, const std::string& pipeline, const std::string& model,
-                              const char* dtype) {
+                              const char* dtype, const std::string& quant) {
   char buf[512];
   std::snprintf(buf, sizeof buf, "Steps: %d, CFG scale: %g, Seed: %llu, Size: %lldx%lld, Max sequence length: %d, "
-                "Pipeline: %s, Model: %s, Dtype: %s, Generator: qdit",
+                "Pipeline: %s, Model: %s, Dtype: %s, Quantization: %s, Generator: qdit",
                 r.steps, r.guidance, static_cast<unsigned long long>(r.seed), static_cast<long long>(r.width),
-                static_cast<long long>(r.height), r.max_sequence_length, pipeline.c_str(), model.c_str(), dtype);
+                static_cast<long long>(r.height), r.max_sequence_length, pipeline.c_str(), model.c_str(), dtype,
+                quant.c_str());
   std::string s = r.prompt + "\n";
   if (!r.negative_prompt.empty()) s += "Negative prompt: " + r.negative_prompt + "\n";
   return s + buf;
@@ -71,6 +74,7 @@ int cmd_generate(int argc, char** argv) {
   pipelines::PipelineOptions popt;
   std::string model = QDIT_DEFAULT_MODEL_DIR, out, latents_file;
   bool have_prompt = false;
+  QuantArgs qargs;
   for (int i = 1; i < argc; ++i) {
     const std::string a = argv[i];
     auto value = [&]() -> std::string {
@@ -87,6 +91,7 @@ int cmd_generate(int argc, char** argv) {
     };
     auto to_int = [](const std::string& v) { return std::stoll(v); };
     auto to_float = [](const std::string& v) { return std::stof(v); };
+    if (qargs.parse(a, value)) continue;
     if (a == "--model") model = value();
     else if (a == "--prompt") { req.prompt = value(); have_prompt = true; }
     else if (a == "--negative-prompt") req.negative_prompt = value();
@@ -112,6 +117,7 @@ int cmd_generate(int argc, char** argv) {
     }
   }
   QDIT_CHECK(have_prompt, "[generate] --prompt is required");
+  popt.quant = qargs.resolve();
   QDIT_CHECK(!out.empty(), "[generate] --out FILE.png is required");
   QDIT_CHECK(req.steps >= 0 && req.width >= 0 && req.height >= 0, "[generate] steps, width and height must be positive");
   if (!latents_file.empty()) {
@@ -129,7 +135,12 @@ int cmd_generate(int argc, char** argv) {
   hooks.progress = [&](const std::string& phase, int done, int total) { bar.update(phase, done, total); };
   pipelines::GenerateResult r = pipe->generate(req, hooks);
   const char* dtype = dtype_name(popt.ctx.compute);
-  io::write_png(out, r.image, {{"parameters", format_parameters(r.used, pipe->class_name(), model, dtype)}});
+  io::write_png(out, r.image, {{"parameters", format_parameters(r.used, pipe->class_name(), model, dtype, popt.quant.str())}});
+
+  std::fprintf(stderr, "\n%-16s %-30s %-10s %14s %14s\n", "component", "class", "quant", "checkpoint", "resident");
+  for (const auto& c : r.components)
+    std::fprintf(stderr, "%-16s %-30s %-10s %10.2f MiB %10.2f MiB\n", c.name.c_str(), c.class_name.c_str(),
+                 c.quant.c_str(), c.checkpoint_bytes / 1048576.0, c.resident_bytes / 1048576.0);
 
   std::fprintf(stderr, "\n%-14s %8s %14s %14s\n", "phase", "time s", "peak tracked", "peak RSS");
   std::fprintf(stderr, "%-14s %8.2f\n", "load", load_s);
