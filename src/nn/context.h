@@ -1,6 +1,7 @@
 // What a model needs to know while it builds its modules: the compute dtype and how to turn a
 // bound Linear weight into a kernel (float, or a quantization scheme chosen per module path).
 #pragma once
+#include <map>
 #include <memory>
 #include <string>
 
@@ -15,6 +16,12 @@ class LinearFactory {
   // path: full module path ("transformer_blocks.0.attn.to_q"); weight [out, in]; bias may be undefined.
   virtual std::unique_ptr<kernels::LinearKernel> make(const std::string& path, const Tensor& weight,
                                                       const Tensor& bias, DType compute) const;
+  // Pre-quantized checkpoints: a factory that reads_parts() builds a Linear whose "weight" is
+  // absent from the stored parts under its path ("_weight_qdata", "weight.absmax", ...).
+  virtual bool reads_parts() const { return false; }
+  virtual std::unique_ptr<kernels::LinearKernel> make_from_parts(const std::string& path,
+                                                                 std::map<std::string, Tensor> parts, int64_t in,
+                                                                 int64_t out, const Tensor& bias, DType compute) const;
 };
 
 struct ModuleContext {

@@ -4,6 +4,12 @@
 
 namespace qdit::nn {
 
+std::unique_ptr<kernels::LinearKernel> LinearFactory::make_from_parts(const std::string& path,
+                                                                    std::map<std::string, Tensor>, int64_t, int64_t,
+                                                                    const Tensor&, DType) const {
+  fail("[linear] ", path, ": the checkpoint holds quantized parts but the component has no quantization_config");
+}
+
 std::unique_ptr<kernels::LinearKernel> LinearFactory::make(const std::string&, const Tensor& weight,
                                                            const Tensor& bias, DType compute) const {
   return kernels::make_float_linear(weight, bias, compute);
@@ -13,6 +19,19 @@ Linear::Linear(const WeightBinder& parent, const std::string& name, int64_t in, 
                const ModuleContext& ctx)
     : in_(in), out_(out), path_(parent.path(name)) {
   WeightBinder b = parent.sub(name);
+  if (ctx.linear_factory->reads_parts()) {
+    std::map<std::string, Tensor> parts = b.take_all();
+    parts.erase("bias");
+    // A lone "weight" is a float Linear (excluded from quantization); anything else is parts
+    // (bitsandbytes keeps its packed codes under "weight" beside "weight.absmax" etc.).
+    const bool quantized = parts.size() > 1 || (parts.size() == 1 && !parts.count("weight"));
+    if (quantized) {
+      Tensor bb = bias ? b.get("bias", {out}) : Tensor();
+      if (bias && !bb.defined()) return;
+      kernel_ = ctx.linear_factory->make_from_parts(path_, std::move(parts), in, out, bb, ctx.compute);
+      return;
+    }
+  }
   Tensor w = b.get("weight", {out, in});
   Tensor bb = bias ? b.get("bias", {out}) : Tensor();
   // A missing or mis-shaped tensor is recorded by the binder and reported at finish().

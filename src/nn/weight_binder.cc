@@ -38,6 +38,16 @@ WeightBinder WeightBinder::sub(const std::string& name) const { return WeightBin
 
 bool WeightBinder::has(const std::string& name) const { return state_->source->find(prefix_ + name) != nullptr; }
 
+std::map<std::string, Tensor> WeightBinder::take_all() const {
+  std::map<std::string, Tensor> out;
+  for (const std::string& n : state_->source->names()) {
+    if (n.size() <= prefix_.size() || n.compare(0, prefix_.size(), prefix_) != 0) continue;
+    out[n.substr(prefix_.size())] = state_->source->tensor(n);
+    state_->used.insert(n);
+  }
+  return out;
+}
+
 Tensor WeightBinder::get_optional(const std::string& name, const Shape& shape) const {
   if (!has(name)) return Tensor();
   return get(name, shape);

@@ -2,6 +2,7 @@
 // config implies; the binder collects every missing and wrong-shape tensor and, at finish(),
 // reports them all at once together with the checkpoint tensors no module used.
 #pragma once
+#include <map>
 #include <memory>
 #include <set>
 #include <string>
@@ -33,6 +34,9 @@ class WeightBinder {
   // Like get, but absence is not an error.
   Tensor get_optional(const std::string& name, const Shape& shape) const;
   bool has(const std::string& name) const;
+  // Every tensor under this binder's prefix, by name relative to it, marked used (pre-quantized
+  // Linear parts, whose names and shapes the scheme checks).
+  std::map<std::string, Tensor> take_all() const;
   std::string path(const std::string& name) const { return prefix_ + name; }
 
   // Everything recorded so far plus unused tensors; throws if anything is missing or mis-shaped.

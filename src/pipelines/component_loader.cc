@@ -10,6 +10,7 @@ ComponentLoader::ComponentLoader(const std::string& dir, const PipelineOptions& 
 void ComponentLoader::record(const std::string& name, const io::ModelFolder& f, const models::Model& m) const {
   ComponentStats s{name, m.class_name(), "none", f.weights()->total_bytes(), m.weight_bytes()};
   if (auto rule = quant_.for_component(name)) s.quant = rule->scheme;
+  if (auto stored = nn::stored_quantization(f.config())) s.quant = stored->scheme + " (stored)";
   for (auto& old : stats_)
     if (old.name == name) {
       old = s;

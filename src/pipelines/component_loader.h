@@ -24,7 +24,7 @@ class ComponentLoader {
   template <typename T>
   std::unique_ptr<T> model(const std::string& name) const {
     io::ModelFolder f = folder_.open_component(name);
-    const nn::ModuleContext ctx = nn::context_for_component(ctx_, quant_, name);
+    const nn::ModuleContext ctx = nn::context_for_component(ctx_, quant_, name, {}, &f.config());
     auto m = models::create_model_as<T>(f.class_name(), models::ModelSource{name, &f.config(), f.weights(), ctx});
     record(name, f, *m);
     return m;

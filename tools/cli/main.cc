@@ -24,7 +24,11 @@ const Command kCommands[] = {
     {"generate", qdit::cli::cmd_generate, "generate --prompt TEXT --out FILE.png [...]: text-to-image"},
 #endif
 #ifdef QDIT_HAVE_CMD_CHECK
-    {"check", qdit::cli::cmd_check, "check CASE_DIR [--dtype f32|bf16] [--tolerance T]: compare with a reference case"},
+    {"check", qdit::cli::cmd_check,
+     "check CASE_DIR [--dtype f32|bf16] [--quant SPEC] [--tolerance T]: compare with a reference case"},
+#endif
+#ifdef QDIT_HAVE_CMD_QUANTIZE
+    {"quantize", qdit::cli::cmd_quantize, "quantize --model DIR --out DIR2 --quant SPEC: write a quantized pipeline"},
 #endif
     {nullptr, nullptr, nullptr},
 };

@@ -129,8 +129,9 @@ PixArtTransformer::PixArtTransformer(const ModelSource& src) {
     const Tensor w = pe.get("weight", {d, cfg_.in_channels, p, p});
     const Tensor b = pe.get("bias", {d});
     if (w.defined() && b.defined())
-      patch_proj_ = ctx.linear_factory->make(root.path("pos_embed.proj"),
-                                             w.contiguous().reshape({d, cfg_.in_channels * p * p}), b, ctx.compute);
+      // A Conv2d, not a Linear: the float factory, since quantization covers Linear layers only.
+      patch_proj_ = nn::LinearFactory().make(root.path("pos_embed.proj"),
+                                               w.contiguous().reshape({d, cfg_.in_channels * p * p}), b, ctx.compute);
   }
 
   const nn::WeightBinder ada = root.sub("adaln_single");

@@ -86,8 +86,9 @@ SD3Transformer::SD3Transformer(const ModelSource& src) {
     const Tensor w = pe.get("proj.weight", {d, cfg_.in_channels, p, p});
     const Tensor b = pe.get("proj.bias", {d});
     if (w.defined() && b.defined())
-      patch_proj_ = ctx.linear_factory->make(root.path("pos_embed.proj"),
-                                             w.contiguous().reshape({d, cfg_.in_channels * p * p}), b, ctx.compute);
+      // A Conv2d, not a Linear: the float factory, since quantization covers Linear layers only.
+      patch_proj_ = nn::LinearFactory().make(root.path("pos_embed.proj"),
+                                               w.contiguous().reshape({d, cfg_.in_channels * p * p}), b, ctx.compute);
     if (mx > 0) {
       // With pos_embed_max_size the table is a persistent buffer: diffusers loads the checkpoint's
       // copy. Without it in the checkpoint, it is what PatchEmbed.__init__ computes (base_size =
