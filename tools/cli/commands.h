@@ -6,4 +6,5 @@ int cmd_inspect(int argc, char** argv);
 int cmd_check(int argc, char** argv);
 int cmd_generate(int argc, char** argv);
 int cmd_quantize(int argc, char** argv);
+int cmd_quant_quality(int argc, char** argv);
 }  // namespace qdit::cli

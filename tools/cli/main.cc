@@ -27,6 +27,9 @@ const Command kCommands[] = {
     {"check", qdit::cli::cmd_check,
      "check CASE_DIR [--dtype f32|bf16] [--quant SPEC] [--tolerance T]: compare with a reference case"},
 #endif
+#ifdef QDIT_HAVE_CMD_QUANT_QUALITY
+    {"quant-quality", qdit::cli::cmd_quant_quality, "quant-quality CASE_DIR... [--out FILE.md]: quantization SNR table"},
+#endif
 #ifdef QDIT_HAVE_CMD_QUANTIZE
     {"quantize", qdit::cli::cmd_quantize, "quantize --model DIR --out DIR2 --quant SPEC: write a quantized pipeline"},
 #endif
