@@ -76,6 +76,19 @@ pipelines::ComponentStats quantize_component(const io::ModelFolder& f, const std
 
 }  // namespace
 
+size_t quantized_checkpoint_bytes(const io::ModelFolder& f, const std::string& component,
+                                  const quant::ComponentQuant& rule) {
+  size_t replaced = 0, parts = 0;
+  auto sink = [&](const std::string& path, const quant::QuantizedWeight& q) {
+    replaced += f.weights()->find(path + ".weight")->nbytes();
+    parts += q.bytes();
+  };
+  nn::ModuleContext ctx;
+  ctx.linear_factory = std::make_shared<nn::QuantizingLinearFactory>(rule, sink, /*record_only=*/true);
+  models::create_model(f.class_name(), models::ModelSource{component, &f.config(), f.weights(), ctx});
+  return f.weights()->total_bytes() - replaced + parts;
+}
+
 std::vector<pipelines::ComponentStats> quantize_pipeline(const std::string& src_in, const std::string& out,
                                                          const quant::PipelineQuantConfig& cfg,
                                                          const QuantizeOptions& opt) {
