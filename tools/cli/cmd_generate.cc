@@ -26,7 +26,8 @@ void usage() {
   std::printf(
       "usage: qdit generate [--model DIR] --prompt TEXT [--negative-prompt TEXT] [--steps N] [--guidance G]\n"
       "                     [--seed S] [--width W --height H] [--max-sequence-length L]\n"
-      "                     [--latents FILE.safetensors] [--dtype f32|bf16] [--threads N] [--quant SPEC ...]\n"
+      "                     [--latents FILE.safetensors] [--dtype f32|bf16] [--threads N] [--fuse-qkv]\n"
+      "                     [--quant SPEC ...]\n"
       "                     --out FILE.png\n"
       "With no --model, the built-in tiny PixArt-Sigma pipeline (random weights) at %s is used.\n%s",
       QDIT_DEFAULT_MODEL_DIR, QuantArgs::help());
@@ -104,6 +105,7 @@ int cmd_generate(int argc, char** argv) {
     else if (a == "--latents") latents_file = value();
     else if (a == "--out") out = value();
     else if (a == "--threads") set_num_threads(static_cast<int>(number(to_int)));
+    else if (a == "--fuse-qkv") popt.ctx.fuse_qkv = true;
     else if (a == "--dtype") {
       const std::string d = value();
       auto dt = dtype_from_name(d);

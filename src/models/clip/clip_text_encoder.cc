@@ -144,13 +144,13 @@ ClipTextEncoder::ClipTextEncoder(const ModelSource& src, bool with_projection) :
     Layer& l = layers_[static_cast<size_t>(i)];
     l.layer_norm1 = nn::LayerNorm(lb, "layer_norm1", hidden_, eps);
     l.layer_norm2 = nn::LayerNorm(lb, "layer_norm2", hidden_, eps);
-    l.q_proj = nn::Linear(attn, "q_proj", hidden_, hidden_, true, ctx);
-    l.k_proj = nn::Linear(attn, "k_proj", hidden_, hidden_, true, ctx);
-    l.v_proj = nn::Linear(attn, "v_proj", hidden_, hidden_, true, ctx);
+    l.qkv = nn::LinearGroup(attn, {"q_proj", "k_proj", "v_proj"}, "qkv_proj", hidden_, {hidden_, hidden_, hidden_},
+                            true, ctx);
     l.out_proj = nn::Linear(attn, "out_proj", hidden_, hidden_, true, ctx);
     l.fc1 = nn::Linear(lb.sub("mlp"), "fc1", hidden_, intermediate_, true, ctx);
     l.fc2 = nn::Linear(lb.sub("mlp"), "fc2", intermediate_, hidden_, true, ctx);
-    for (const nn::Linear* lin : {&l.q_proj, &l.k_proj, &l.v_proj, &l.out_proj, &l.fc1, &l.fc2})
+    weight_bytes_ += l.qkv.weight_bytes();
+    for (const nn::Linear* lin : {&l.out_proj, &l.fc1, &l.fc2})
       weight_bytes_ += lin->weight_bytes();
     weight_bytes_ += static_cast<size_t>(4 * hidden_) * sizeof(float);  // two LayerNorms
   }
@@ -201,7 +201,8 @@ Tensor ClipTextEncoder::embed(const std::vector<int64_t>& ids, int64_t batch, in
 // Pre-LN block, in place on x: x += out_proj(attn(LN1 x)); x += fc2(act(fc1(LN2 x))).
 void ClipTextEncoder::run_layer(const Layer& l, Tensor& x, const Tensor& mask) const {
   Tensor h = l.layer_norm1(x);
-  Tensor q = l.q_proj(h), k = l.k_proj(h), v = l.v_proj(h);
+  std::vector<Tensor> qkv = l.qkv(h);
+  Tensor q = qkv[0], k = qkv[1], v = qkv[2];
   Tensor a = nn::multi_head_attention(q, k, v, heads_, &mask, 0.0f, compute_);
   l.out_proj.forward_into(a, x, {kernels::Activation::None, /*accumulate=*/true});
   h = l.layer_norm2(x);

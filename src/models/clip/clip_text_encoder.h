@@ -9,6 +9,7 @@
 #include "qdit/models/model.h"
 #include "qdit/nn/layers.h"
 #include "qdit/nn/linear.h"
+#include "qdit/nn/linear_group.h"
 
 namespace qdit::models {
 
@@ -45,7 +46,8 @@ class ClipTextEncoder : public TextEncoder {
  private:
   struct Layer {
     nn::LayerNorm layer_norm1, layer_norm2;
-    nn::Linear q_proj, k_proj, v_proj, out_proj, fc1, fc2;
+    nn::LinearGroup qkv;  // q_proj, k_proj, v_proj
+    nn::Linear out_proj, fc1, fc2;
   };
 
   Tensor embed(const std::vector<int64_t>& ids, int64_t batch, int64_t len) const;

@@ -98,9 +98,7 @@ T5Encoder::T5Encoder(const ModelSource& src, bool umt5) {
     nn::WeightBinder attn = b.sub("layer.0"), ff = b.sub("layer.1");
     nn::WeightBinder sa = attn.sub("SelfAttention"), dense = ff.sub("DenseReluDense");
     blk.attn_norm = nn::RMSNorm(attn, "layer_norm", d, cfg_.eps);
-    blk.q = nn::Linear(sa, "q", d, inner, false, src.ctx);
-    blk.k = nn::Linear(sa, "k", d, inner, false, src.ctx);
-    blk.v = nn::Linear(sa, "v", d, inner, false, src.ctx);
+    blk.qkv = nn::LinearGroup(sa, {"q", "k", "v"}, "qkv", d, {inner, inner, inner}, false, src.ctx);
     blk.o = nn::Linear(sa, "o", inner, d, false, src.ctx);
     if (i == 0 || umt5)
       blk.rel_bias = nn::to_f32_param(sa.get("relative_attention_bias.weight", {cfg_.num_buckets, heads}));
@@ -108,7 +106,8 @@ T5Encoder::T5Encoder(const ModelSource& src, bool umt5) {
     blk.wi0 = nn::Linear(dense, cfg_.gated ? "wi_0" : "wi", d, cfg_.d_ff, false, src.ctx);
     if (cfg_.gated) blk.wi1 = nn::Linear(dense, "wi_1", d, cfg_.d_ff, false, src.ctx);
     blk.wo = nn::Linear(dense, "wo", cfg_.d_ff, d, false, src.ctx);
-    for (const nn::Linear* l : {&blk.q, &blk.k, &blk.v, &blk.o, &blk.wi0, &blk.wi1, &blk.wo})
+    weight_bytes_ += blk.qkv.weight_bytes();
+    for (const nn::Linear* l : {&blk.o, &blk.wi0, &blk.wi1, &blk.wo})
       weight_bytes_ += l->weight_bytes();
     weight_bytes_ += static_cast<size_t>(2 * d + (blk.rel_bias.defined() ? blk.rel_bias.numel() : 0)) * sizeof(float);
   }
@@ -166,7 +165,8 @@ TextEncoderOutput T5Encoder::encode(const Tensor& ids, const Tensor& attention_m
 
     // Self-attention: no 1/sqrt(d) scaling in T5; the residual add is fused into the o GEMM.
     Tensor h = blk.attn_norm(x);
-    Tensor a = nn::multi_head_attention(blk.q(h), blk.k(h), blk.v(h), heads, &bias, 1.0f, compute_);
+    const std::vector<Tensor> qkv = blk.qkv(h);
+    Tensor a = nn::multi_head_attention(qkv[0], qkv[1], qkv[2], heads, &bias, 1.0f, compute_);
     blk.o.forward_into(a, x, residual);
 
     // Feed-forward: wo(act(wi_0 h) * wi_1 h), or wo(act(wi h)).
