@@ -5,4 +5,5 @@ namespace qdit::cli {
 int cmd_inspect(int argc, char** argv);
 int cmd_check(int argc, char** argv);
 int cmd_generate(int argc, char** argv);
+int cmd_make_model(int argc, char** argv);
 }  // namespace qdit::cli
