@@ -96,7 +96,8 @@ struct MakeModelReport {
   double seconds = 0;
 };
 
-// (component, bytes written so far, bytes in total) after every chunk.
+// (component, bytes written so far, bytes in total) after every chunk; called from the writer
+// thread, one call at a time.
 using MakeModelProgress = std::function<void(const std::string&, uint64_t, uint64_t)>;
 
 MakeModelReport make_model(const MakeModelOptions& opt, const MakeModelProgress& progress = {});

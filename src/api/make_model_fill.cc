@@ -3,6 +3,7 @@
 // identical for every thread count and chunking. Normal values use the Irwin-Hall sum of four
 // 16-bit uniforms (unit variance, support +-3.46): no transcendental per element, which keeps a
 // 4.7B-parameter encoder to seconds of CPU.
+#include <algorithm>
 #include <cmath>
 
 #include "qdit/api/make_model.h"
@@ -58,7 +59,7 @@ void fill_weight(const WeightSpec& w, uint64_t key, int64_t begin, int64_t end, 
       std::fill(out, out + (end - begin), 0.0f);
       break;
     case WeightInit::SinCosPosEmbed: {
-      const Tensor t = sincos_pos_table(w);  // small next to any chunk that asks for it
+      const Tensor t = sincos_pos_table(w);  // the whole table per call: make_model builds it once instead
       std::copy(t.data<float>() + begin, t.data<float>() + end, out);
       break;
     }

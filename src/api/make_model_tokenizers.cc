@@ -120,9 +120,11 @@ void write_t5_folder(const std::string& dir, const TokenizerSpec& spec) {
 
 void write_clip_folder(const std::string& dir, const TokenizerSpec& spec) {
   const ClipBpe bpe = synth_clip_bpe(spec.pieces);
-  nlohmann::ordered_json vocab = nlohmann::ordered_json::object();  // by id, as CLIP's file lists it
-  for (size_t i = 0; i < bpe.vocab.size(); ++i) vocab[bpe.vocab[i]] = i;
-  write_text(dir + "/vocab.json", vocab.dump() + "\n");
+  // By id, as CLIP's file lists it (built as text: ordered_json insertion is linear per key).
+  std::string vocab = "{";
+  for (size_t i = 0; i < bpe.vocab.size(); ++i)
+    vocab += (i ? ", " : "") + json(bpe.vocab[i]).dump() + ": " + std::to_string(i);
+  write_text(dir + "/vocab.json", vocab + "}\n");
   std::string merges = "#version: 0.2\n";
   for (const auto& m : bpe.merges) merges += m + "\n";
   write_text(dir + "/merges.txt", merges);

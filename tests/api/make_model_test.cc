@@ -16,10 +16,13 @@
 #include <set>
 
 #include "qdit/api/make_model.h"
+#include "qdit/api/make_model_tokenizers.h"
 #include "qdit/core/parallel.h"
 #include "qdit/io/diffusers_folder.h"
 #include "qdit/models/registry.h"
 #include "qdit/pipelines/pipeline.h"
+#include "qdit/tokenizers/clip_tokenizer.h"
+#include "qdit/tokenizers/t5_tokenizer.h"
 #include "qdit/tokenizers/tokenizer.h"
 
 namespace qdit::api {
@@ -278,6 +281,40 @@ TEST(MakeModel, ShardedComponentsWriteAnIndexAndStillBind) {
   req.steps = 1;
   req.width = req.height = 64;
   EXPECT_TRUE(all_finite(pipelines::load_pipeline(opt.out)->generate(req).image));
+}
+
+// The real-size tokenizers (written in milliseconds) load with the real vocabulary sizes and ids.
+TEST(MakeModel, RealSizeTokenizersHaveTheRealVocabularies) {
+  TempDir tmp;
+  const PipelineSpec sd3 = plan_pipeline("sd3-medium", false, DType::BF16);
+  for (const char* name : {"tokenizer", "tokenizer_2", "tokenizer_3"}) {
+    fs::create_directories(tmp.sub(name));
+    write_tokenizer_folder(tmp.sub(name), sd3.find(name)->tokenizer);
+  }
+  const std::string prompt = "A photo of an astronaut riding a horse on Mars, 4k";
+  auto t5 = tokenizers::T5Tokenizer::load(tmp.sub("tokenizer_3"));
+  EXPECT_EQ(t5->sp_piece_count(), 32000);
+  EXPECT_EQ(t5->vocab_size(), 32100);  // + <extra_id_0..99>; T5-XXL's 32128 rows leave 28 unused
+  EXPECT_EQ(t5->token_to_id("<extra_id_0>"), 32099);
+  EXPECT_EQ(t5->eos_id(), 1);
+  EXPECT_EQ(t5->pad_id(), 0);
+  const std::vector<std::string> pieces = t5->tokenize(prompt);
+  EXPECT_EQ(pieces.front(), "\xE2\x96\x81" "A");  // "▁A": ASCII characters, with and without the mark
+  EXPECT_LT(pieces.size(), prompt.size() / 2);
+  for (const auto& p : pieces) EXPECT_NE(t5->token_to_id(p), t5->unk_id()) << p;
+  auto clip_l = tokenizers::ClipTokenizer::load(tmp.sub("tokenizer"));
+  auto clip_g = tokenizers::ClipTokenizer::load(tmp.sub("tokenizer_2"));
+  for (const auto* clip : {clip_l.get(), clip_g.get()}) {
+    EXPECT_EQ(clip->vocab_size(), 49408);
+    EXPECT_EQ(clip->bos_id(), 49406);
+    EXPECT_EQ(clip->eos_id(), 49407);
+    const std::vector<int64_t> ids = clip->encode_one(prompt, 77, true);
+    EXPECT_LT(ids.size(), 30u);
+    EXPECT_EQ(ids.back(), 49407);
+    for (size_t i = 1; i + 1 < ids.size(); ++i) EXPECT_LT(ids[i], 49406);  // no unknown (= <|endoftext|>)
+  }
+  EXPECT_EQ(clip_l->pad_id(), 49407);
+  EXPECT_EQ(clip_g->pad_id(), 0);  // "!"
 }
 
 TEST(MakeModel, BadArgumentsAreClearErrors) {

@@ -118,7 +118,7 @@ int cmd_make_model(int argc, char** argv) {
   int last_pct = -1;
   auto progress = [&](const std::string& comp, uint64_t done, uint64_t total) {
     const int pct = total ? static_cast<int>(done * 100 / total) : 100;
-    if (comp == shown && pct == last_pct) return;
+    if (total < 100'000'000 || (comp == shown && pct == last_pct)) return;  // small ones are instant
     shown = comp;
     last_pct = pct;
     std::fprintf(stderr, "\r%-15s %3d%%  %s", comp.c_str(), pct, gb(done).c_str());
