@@ -44,6 +44,10 @@ class WeightRowDecoder {
   virtual size_t stored_bytes() const = 0;
   // Writes rows [n0, n1) as f32 into dst ([n1-n0, K], row-major).
   virtual void decode_rows(int64_t n0, int64_t n1, float* dst) const = 0;
+  // Writes rows [n0, n1) as bf16 bits (RNE of the f32 rows, NaN -> 0x7FC0, as f32_to_bf16) into
+  // dst ([n1-n0, K]); feeds the bf16 GEMM. The default decodes f32 and converts; schemes override
+  // it with a direct decode that must give identical bits.
+  virtual void decode_rows_bf16(int64_t n0, int64_t n1, uint16_t* dst) const;
 };
 
 // Linear on a WeightRowDecoder: for each tile of output columns the weight rows are decoded into
@@ -105,8 +109,11 @@ class PackedLinear : public LinearKernel {
 // y = act((acc * w_scale[n]) * x_scale[m] + b), optionally added to y.
 class Int8Linear : public LinearKernel {
  public:
-  // qweight: s8 [N, K]; w_scale: f32 [N]; bias: [N] or undefined.
-  Int8Linear(const Tensor& qweight, const Tensor& w_scale, const Tensor& bias, float act_divisor = 127.5f);
+  // qweight: s8 [N, K]; w_scale: f32 [N]; bias: [N] or undefined. fused_epilogue = false runs the
+  // bias, activation and residual add as a separate pass after the GEMM (what CPUs whose oneDNN
+  // has no fused int8 kernel for them get automatically; exposed for tests).
+  Int8Linear(const Tensor& qweight, const Tensor& w_scale, const Tensor& bias, float act_divisor = 127.5f,
+             bool fused_epilogue = true);
   ~Int8Linear() override;
   int64_t in_features() const override { return k_; }
   int64_t out_features() const override { return n_; }

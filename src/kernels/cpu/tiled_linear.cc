@@ -4,6 +4,7 @@
 #include <cstring>
 #include <map>
 #include <mutex>
+#include <vector>
 #include <oneapi/dnnl/dnnl.hpp>
 
 #include "qdit/core/error.h"
@@ -48,6 +49,17 @@ struct TileKey {
 };
 
 }  // namespace
+
+void WeightRowDecoder::decode_rows_bf16(int64_t n0, int64_t n1, uint16_t* dst) const {
+  // Chunks of about 64 KiB of f32 keep the intermediate in L2.
+  const int64_t k = std::max<int64_t>(cols(), 1), chunk = std::max<int64_t>(1, 16384 / k);
+  std::vector<float> buf(static_cast<size_t>(std::min(chunk, std::max<int64_t>(n1 - n0, 1)) * k));
+  for (int64_t r = n0; r < n1; r += chunk) {
+    const int64_t e = std::min(n1, r + chunk);
+    decode_rows(r, e, buf.data());
+    cpu::f32_to_bf16_buffer(buf.data(), dst + (r - n0) * cols(), (e - r) * cols());
+  }
+}
 
 std::unique_ptr<WeightRowDecoder> make_bf16_row_decoder(const Tensor& weight_bf16) {
   return std::make_unique<Bf16RowDecoder>(weight_bf16);
@@ -120,14 +132,18 @@ void TiledLinear::forward_into(const Tensor& x_in, Tensor& y, const GemmOptions&
       cpu::bf16_to_f32_buffer(rounded.data<uint16_t>(), x.data<float>(), x.numel());
     }
   }
-  Tensor tile = Tensor::empty({tile_, k}, DType::F32, MemTag::Workspace);
+  Tensor tile = bf16_tiles ? Tensor() : Tensor::empty({tile_, k}, DType::F32, MemTag::Workspace);
   Tensor tile_bf16 = round_input_ ? Tensor::empty({tile_, k}, DType::BF16, MemTag::Workspace) : Tensor();
   for (int64_t n0 = 0; n0 < n; n0 += tile_) {
     const int64_t rows = std::min(tile_, n - n0);
-    impl_->decoder->decode_rows(n0, n0 + rows, tile.data<float>());
-    if (round_input_) {
-      cpu::f32_to_bf16_buffer(tile.data<float>(), tile_bf16.data<uint16_t>(), rows * k);
-      if (!bf16_tiles) cpu::bf16_to_f32_buffer(tile_bf16.data<uint16_t>(), tile.data<float>(), rows * k);
+    if (bf16_tiles) {
+      impl_->decoder->decode_rows_bf16(n0, n0 + rows, tile_bf16.data<uint16_t>());
+    } else {
+      impl_->decoder->decode_rows(n0, n0 + rows, tile.data<float>());
+      if (round_input_) {
+        cpu::f32_to_bf16_buffer(tile.data<float>(), tile_bf16.data<uint16_t>(), rows * k);
+        cpu::bf16_to_f32_buffer(tile_bf16.data<uint16_t>(), tile.data<float>(), rows * k);
+      }
     }
     const Tensor& w = bf16_tiles ? tile_bf16 : tile;
     dnnl::matmul p = impl_->prim(m, k, n, rows, opt.activation, opt.accumulate);
