@@ -88,11 +88,11 @@ struct Kernels {
   // Per-token int8 (kernels::quantize_rows_s8, one row): scale = max(amax / divisor, f32 eps),
   // q = clamp(round_half_even(x * (1 / scale)), -128, 127).
   void (*act_quant_s8)(const float* x, int64_t k, float divisor, int8_t* q, float* scale);
-  // Packs nrows <= nb bf16 rows (row r at rows + r * ld, k values) into one column block of
-  // oneDNN's BA16a<nb>b2a layout: element (k, r) at dst + (k / 32) * kblock_stride +
-  // ((k % 32) / 2) * 2 * nb + 2 * r + k % 2. Pads with zeros to nb rows and k rounded up to 32.
-  // nb is a multiple of 16.
-  void (*pack_vnni)(const uint16_t* rows, int64_t ld, int64_t nrows, int64_t k, int64_t nb, uint16_t* dst,
+  // Packs 16 bf16 rows (row r at rows + r * ld, k values; rows from nrows on, and k rounded up to
+  // 32, are zeros) into oneDNN's blocked bf16 weight layout BA16a<nb>b2a: element (k, r) goes to
+  // dst + (k / 32) * kblock_stride + ((k % 32) / 2) * pair_stride + 2 * r + k % 2, with
+  // pair_stride = 2 * nb and dst pointing at row 16 * s of the nb-row block.
+  void (*pack_vnni)(const uint16_t* rows, int64_t ld, int64_t nrows, int64_t k, uint16_t* dst, int64_t pair_stride,
                     int64_t kblock_stride);
 };
 

@@ -1,5 +1,6 @@
 #include "qdit/quant/codec_util.h"
 
+#include <algorithm>
 #include <cstring>
 
 #include "qdit/core/error.h"
@@ -29,6 +30,18 @@ void FunctionRowDecoder::decode_rows(int64_t n0, int64_t n1, float* dst) const {
   parallel_for(n1 - n0, 4, [&](int64_t r0, int64_t r1) {
     for (int64_t r = r0; r < r1; ++r) fn_(n0 + r, dst + r * in_);
   });
+}
+
+void FunctionRowDecoder::decode_rows_bf16(int64_t n0, int64_t n1, uint16_t* dst) const {
+  if (!fn_bf16_) return WeightRowDecoder::decode_rows_bf16(n0, n1, dst);
+  parallel_for(n1 - n0, 4, [&](int64_t r0, int64_t r1) {
+    for (int64_t r = r0; r < r1; ++r) fn_bf16_(n0 + r, dst + r * in_);
+  });
+}
+
+void parallel_rows(int64_t rows, int64_t in, const std::function<void(int64_t, int64_t)>& fn) {
+  // At least ~16K values per chunk so that small layers do not pay for waking threads.
+  parallel_for(rows, std::max<int64_t>(1, 16384 / std::max<int64_t>(in, 1)), fn);
 }
 
 }  // namespace qdit::quant

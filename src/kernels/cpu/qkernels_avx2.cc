@@ -192,17 +192,18 @@ inline void transpose8(__m256i r[8]) {
   r[7] = _mm256_permute2x128_si256(b3, b7, 0x31);
 }
 
-void pack_vnni(const uint16_t* rows, int64_t ld, int64_t nrows, int64_t k, int64_t nb, uint16_t* dst,
+void pack_vnni(const uint16_t* rows, int64_t ld, int64_t nrows, int64_t k, uint16_t* dst, int64_t pair_stride,
                int64_t kblock_stride) {
   const int64_t kblocks = (k + 31) / 32;
   for (int64_t kb = 0; kb < kblocks; ++kb) {
     const int64_t k0 = kb * 32;
     uint16_t* blk = dst + kb * kblock_stride;
-    for (int64_t r0 = 0; r0 < nb; r0 += 8) {
-      for (int64_t h = 0; h < 2; ++h) {  // dwords 0-7 and 8-15 of the 16 k pairs
+    for (int64_t r0 = 0; r0 < 16; r0 += 8) {
+      for (int64_t h = 0; h < 2; ++h) {  // k pairs 0-7 and 8-15 of the block
         __m256i r[8];
+        const int64_t e0 = k0 + h * 16, ev = min_i64(16, k - e0);
         for (int64_t i = 0; i < 8; ++i) {
-          const int64_t row = r0 + i, e0 = k0 + h * 16, ev = min_i64(16, k - e0);
+          const int64_t row = r0 + i;
           if (row >= nrows || ev <= 0) {
             r[i] = _mm256_setzero_si256();
           } else if (ev == 16) {
@@ -216,7 +217,7 @@ void pack_vnni(const uint16_t* rows, int64_t ld, int64_t nrows, int64_t k, int64
         transpose8(r);
         // r[j] holds k pair (h * 8 + j) of rows r0..r0+7.
         for (int64_t j = 0; j < 8; ++j)
-          _mm256_storeu_si256(reinterpret_cast<__m256i*>(blk + (h * 8 + j) * 2 * nb + 2 * r0), r[j]);
+          _mm256_storeu_si256(reinterpret_cast<__m256i*>(blk + (h * 8 + j) * pair_stride + 2 * r0), r[j]);
       }
     }
   }

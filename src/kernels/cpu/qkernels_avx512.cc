@@ -77,75 +77,103 @@ inline __mmask16 first_n16(int64_t n) { return n >= 16 ? __mmask16(0xFFFF) : sta
 
 // ---- 4-bit lookups ----
 
-void lut4_bf16(const Lut4Run& p, uint16_t* dst) {
-  const bool field = p.layout == Nibbles::Field, low_first = p.layout == Nibbles::LowFirst;
-  const __m512i fmask = _mm512_set1_epi16(static_cast<short>((1 << p.field_bits) - 1));
-  const __m128i fshift = _mm_cvtsi32_si128(p.shift);
-  lut_groups<V16>(p, [&](const float*, const uint16_t* tb, int64_t out0, int64_t len, int64_t pos) {
-    const __m512i tab = _mm512_loadu_si512(tb);
-    uint16_t* out = dst + out0;
-    int64_t i = 0;
-    if (!field && (pos & 1)) {
-      out[0] = tb[code_at(p, pos)];
-      i = 1;
-    }
-    while (i < len) {
-      const int64_t cnt = min_i64(32, len - i), cur = pos + i;
-      __m512i idx;
-      if (field) {
-        const __m256i v = _mm256_maskz_loadu_epi8(first_n32(cnt), p.bytes + cur);
-        idx = _mm512_and_si512(_mm512_srl_epi16(_mm512_cvtepu8_epi16(v), fshift), fmask);
-      } else {
-        // One byte -> one dword holding the index words of its two codes (vpermw reads 5 bits).
-        const __m128i v = _mm_maskz_loadu_epi8(first_n16((cnt + 1) / 2), p.bytes + cur / 2);
-        const __m512i d = _mm512_cvtepu8_epi32(v);
-        idx = low_first ? _mm512_or_si512(d, _mm512_slli_epi32(d, 12))
-                        : _mm512_or_si512(_mm512_srli_epi32(d, 4), _mm512_slli_epi32(d, 16));
-      }
-      const __m512i r = _mm512_permutexvar_epi16(idx, tab);
-      if (cnt == 32)
-        _mm512_storeu_si512(out + i, r);
-      else
-        _mm512_mask_storeu_epi16(out + i, first_n32(cnt), r);
-      i += cnt;
-    }
-  });
+// The f32 table of group g, R(R(base * scale) + zero), in registers.
+inline __m512 group_table(const Lut4Run& p, __m512 base, int64_t g) {
+  const bool bf = p.round == Round::BF16;
+  __m512 t = _mm512_mul_ps(base, _mm512_set1_ps(p.scale[g * p.scale_stride]));
+  if (bf) t = round_bf16<V16>(t);
+  if (p.zero) {
+    t = _mm512_add_ps(t, _mm512_set1_ps(p.zero[g * p.zero_stride]));
+    if (bf) t = round_bf16<V16>(t);
+  }
+  return t;
 }
 
-void lut4_f32(const Lut4Run& p, float* dst) {
-  const bool field = p.layout == Nibbles::Field, low_first = p.layout == Nibbles::LowFirst;
-  const __m512i fmask = _mm512_set1_epi32((1 << p.field_bits) - 1);
+// 32 index words for vpermw from the codes at byte-aligned nibble/byte position cur; `mask` limits
+// the bytes read (all ones: unmasked).
+inline __m512i lut_idx32(const Lut4Run& p, int64_t cur, bool masked, int64_t cnt, __m128i fshift, __m512i fmask) {
+  if (p.layout == Nibbles::Field) {
+    const __m256i v = masked ? _mm256_maskz_loadu_epi8(first_n32(cnt), p.bytes + cur)
+                             : _mm256_loadu_si256(reinterpret_cast<const __m256i*>(p.bytes + cur));
+    return _mm512_and_si512(_mm512_srl_epi16(_mm512_cvtepu8_epi16(v), fshift), fmask);
+  }
+  // One byte -> one dword holding the index words of its two codes (vpermw reads 5 bits; the table
+  // is duplicated so bit 4 is don't-care).
+  const __m128i v = masked ? _mm_maskz_loadu_epi8(first_n16((cnt + 1) / 2), p.bytes + cur / 2)
+                           : _mm_loadu_si128(reinterpret_cast<const __m128i*>(p.bytes + cur / 2));
+  const __m512i d = _mm512_cvtepu8_epi32(v);
+  return p.layout == Nibbles::LowFirst ? _mm512_or_si512(d, _mm512_slli_epi32(d, 12))
+                                       : _mm512_or_si512(_mm512_srli_epi32(d, 4), _mm512_slli_epi32(d, 16));
+}
+
+// 16 index dwords for vpermps.
+inline __m512i lut_idx16(const Lut4Run& p, int64_t cur, bool masked, int64_t cnt, __m128i fshift, __m512i fmask) {
+  if (p.layout == Nibbles::Field) {
+    const __m128i v = masked ? _mm_maskz_loadu_epi8(first_n16(cnt), p.bytes + cur)
+                             : _mm_loadu_si128(reinterpret_cast<const __m128i*>(p.bytes + cur));
+    return _mm512_and_si512(_mm512_srl_epi32(_mm512_cvtepu8_epi32(v), fshift), fmask);
+  }
+  // One byte -> one qword holding the index dwords of its two codes (vpermps reads 4 bits).
+  const __m128i v = masked ? _mm_maskz_loadu_epi8(static_cast<__mmask16>(first_n16((cnt + 1) / 2) & 0xFF), p.bytes + cur / 2)
+                           : _mm_loadl_epi64(reinterpret_cast<const __m128i*>(p.bytes + cur / 2));
+  const __m512i d = _mm512_cvtepu8_epi64(v);
+  return p.layout == Nibbles::LowFirst ? _mm512_or_si512(d, _mm512_slli_epi64(d, 28))
+                                       : _mm512_or_si512(_mm512_srli_epi64(d, 4), _mm512_slli_epi64(d, 32));
+}
+
+template <bool kBf16>
+void lut4_t(const Lut4Run& p, void* out_base) {
+  const bool field = p.layout == Nibbles::Field;
   const __m128i fshift = _mm_cvtsi32_si128(p.shift);
-  lut_groups<V16>(p, [&](const float* tf, const uint16_t*, int64_t out0, int64_t len, int64_t pos) {
-    const __m512 tab = _mm512_loadu_ps(tf);
-    float* out = dst + out0;
+  const __m512i fmask16 = _mm512_set1_epi16(static_cast<short>((1 << p.field_bits) - 1));
+  const __m512i fmask32 = _mm512_set1_epi32((1 << p.field_bits) - 1);
+  const __m512 base = _mm512_loadu_ps(p.base);
+  constexpr int64_t kStep = kBf16 ? 32 : 16;
+  int64_t done = 0;
+  for (int64_t g = 0; done < p.n; ++g) {
+    const int64_t len = min_i64(g == 0 ? p.first_group : p.group, p.n - done);
+    const __m512 tf = group_table(p, base, g);
+    const __m256i w = _mm512_cvtepi32_epi16(bf16_bits<V16>(tf));
+    const __m512i tb = _mm512_inserti64x4(_mm512_castsi256_si512(w), w, 1);
+    const int64_t pos = (field ? 0 : (p.odd_start ? 1 : 0)) + done;
     int64_t i = 0;
-    if (!field && (pos & 1)) {
-      out[0] = tf[code_at(p, pos)];
+    if (!field && (pos & 1)) {  // the group starts inside a byte: its first code alone
+      alignas(64) float lf[16];
+      alignas(64) uint16_t lb[32];
+      _mm512_store_ps(lf, tf);
+      _mm512_store_si512(lb, tb);
+      const int c = code_at(p, pos);
+      if constexpr (kBf16)
+        static_cast<uint16_t*>(out_base)[done] = lb[c];
+      else
+        static_cast<float*>(out_base)[done] = lf[c];
       i = 1;
     }
-    while (i < len) {
-      const int64_t cnt = min_i64(16, len - i), cur = pos + i;
-      __m512i idx;
-      if (field) {
-        const __m128i v = _mm_maskz_loadu_epi8(first_n16(cnt), p.bytes + cur);
-        idx = _mm512_and_si512(_mm512_srl_epi32(_mm512_cvtepu8_epi32(v), fshift), fmask);
+    for (; i < len; i += kStep) {
+      const int64_t cnt = min_i64(kStep, len - i);
+      const bool masked = cnt < kStep;
+      if constexpr (kBf16) {
+        const __m512i r = _mm512_permutexvar_epi16(lut_idx32(p, pos + i, masked, cnt, fshift, fmask16), tb);
+        uint16_t* o = static_cast<uint16_t*>(out_base) + done + i;
+        if (masked)
+          _mm512_mask_storeu_epi16(o, first_n32(cnt), r);
+        else
+          _mm512_storeu_si512(o, r);
       } else {
-        // One byte -> one qword holding the index dwords of its two codes (vpermps reads 4 bits).
-        const __m128i v = _mm_maskz_loadu_epi8(static_cast<__mmask16>(first_n16((cnt + 1) / 2) & 0xFF), p.bytes + cur / 2);
-        const __m512i d = _mm512_cvtepu8_epi64(v);
-        idx = low_first ? _mm512_or_si512(d, _mm512_slli_epi64(d, 28))
-                        : _mm512_or_si512(_mm512_srli_epi64(d, 4), _mm512_slli_epi64(d, 32));
+        const __m512 r = _mm512_permutexvar_ps(lut_idx16(p, pos + i, masked, cnt, fshift, fmask32), tf);
+        float* o = static_cast<float*>(out_base) + done + i;
+        if (masked)
+          _mm512_mask_storeu_ps(o, first_n16(cnt), r);
+        else
+          _mm512_storeu_ps(o, r);
       }
-      const __m512 r = _mm512_permutexvar_ps(idx, tab);
-      if (cnt == 16)
-        _mm512_storeu_ps(out + i, r);
-      else
-        _mm512_mask_storeu_ps(out + i, first_n16(cnt), r);
-      i += cnt;
     }
-  });
+    done += len;
+  }
 }
+
+void lut4_bf16(const Lut4Run& p, uint16_t* dst) { lut4_t<true>(p, dst); }
+void lut4_f32(const Lut4Run& p, float* dst) { lut4_t<false>(p, dst); }
 
 // ---- int8 -> bf16 ----
 
@@ -161,12 +189,41 @@ void s8_mul_bf16(const int8_t* c, int64_t n, float s, Round r, uint16_t* dst) {
   // With bf16 rounding (r), the rounded value's bits are the same RNE bits: r adds nothing here.
   const __m512 vs = _mm512_set1_ps(s);
   int64_t i = 0;
-  for (; i < n; i += 32) {
-    const int64_t cnt = min_i64(32, n - i);
+  for (; i + 32 <= n; i += 32) {
+    const __m512 a = _mm512_mul_ps(
+        _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(c + i)))), vs);
+    const __m512 b = _mm512_mul_ps(
+        _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(c + i + 16)))), vs);
+    _mm512_storeu_si512(dst + i, (__m512i)_mm512_cvtne2ps_pbh(b, a));  // a -> elements 0..15, b -> 16..31
+  }
+  if (i < n) {
+    const int64_t cnt = n - i;
     const __m256i v = _mm256_maskz_loadu_epi8(first_n32(cnt), c + i);
     const __m512 a = _mm512_mul_ps(_mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(_mm256_castsi256_si128(v))), vs);
     const __m512 b = _mm512_mul_ps(_mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(_mm256_extracti128_si256(v, 1))), vs);
-    const __m512i h = (__m512i)_mm512_cvtne2ps_pbh(b, a);  // a -> elements 0..15, b -> 16..31
+    _mm512_mask_storeu_epi16(dst + i, first_n32(cnt), (__m512i)_mm512_cvtne2ps_pbh(b, a));
+  }
+}
+
+// fp8 -> bf16 likewise: fp8(c) * s has no denormal product when s is zero or a normal number of at
+// least 2^-110 (e5m2's smallest subnormal is 2^-16, e4m3fn's 2^-9); NaN codes decode to the
+// positive quiet NaN, which the hardware conversion also maps to 0x7FC0. e5m2's inf times a zero
+// scale would be the negative default NaN: that case takes the exact path.
+void fp8_mul_bf16(const uint8_t* c, int64_t n, bool e5m2, float s, Round r, uint16_t* dst) {
+  const uint32_t e = (bits_of(s) >> 23) & 0xFF;
+  const bool zero = (bits_of(s) & 0x7FFFFFFFu) == 0;
+  if (zero ? e5m2 : (e < 127 - 110 || e == 0xFF)) {
+    fp8_mul_any<V16, uint16_t>(c, n, e5m2, s, r, dst);
+    return;
+  }
+  const __m512 vs = _mm512_set1_ps(s);
+  for (int64_t i = 0; i < n; i += 32) {
+    const int64_t cnt = min_i64(32, n - i);
+    const __m256i v = cnt == 32 ? _mm256_loadu_si256(reinterpret_cast<const __m256i*>(c + i))
+                                : _mm256_maskz_loadu_epi8(first_n32(cnt), c + i);
+    const __m512 a = _mm512_mul_ps(fp8_decode<V16>(_mm512_cvtepu8_epi32(_mm256_castsi256_si128(v)), e5m2), vs);
+    const __m512 b = _mm512_mul_ps(fp8_decode<V16>(_mm512_cvtepu8_epi32(_mm256_extracti128_si256(v, 1)), e5m2), vs);
+    const __m512i h = (__m512i)_mm512_cvtne2ps_pbh(b, a);
     if (cnt == 32)
       _mm512_storeu_si512(dst + i, h);
     else
@@ -176,46 +233,52 @@ void s8_mul_bf16(const int8_t* c, int64_t n, float s, Round r, uint16_t* dst) {
 
 // ---- bf16 pack into BA16a<nb>b2a ----
 
-inline void transpose16(__m512i r[16]) {
-  __m512i a[16], b[16];
-  for (int q = 0; q < 8; ++q) {
-    a[2 * q] = _mm512_unpacklo_epi32(r[2 * q], r[2 * q + 1]);
-    a[2 * q + 1] = _mm512_unpackhi_epi32(r[2 * q], r[2 * q + 1]);
-  }
-  for (int g = 0; g < 4; ++g) {
-    b[4 * g + 0] = _mm512_unpacklo_epi64(a[4 * g + 0], a[4 * g + 2]);
-    b[4 * g + 1] = _mm512_unpackhi_epi64(a[4 * g + 0], a[4 * g + 2]);
-    b[4 * g + 2] = _mm512_unpacklo_epi64(a[4 * g + 1], a[4 * g + 3]);
-    b[4 * g + 3] = _mm512_unpackhi_epi64(a[4 * g + 1], a[4 * g + 3]);
-  }
-  // b[4g + c] holds, in 128-bit lane L, rows 4g..4g+3 of column 4L + c.
-  for (int c = 0; c < 4; ++c) {
-    const __m512i c0 = _mm512_shuffle_i32x4(b[c], b[4 + c], 0x88), c1 = _mm512_shuffle_i32x4(b[c], b[4 + c], 0xDD);
-    const __m512i c2 = _mm512_shuffle_i32x4(b[8 + c], b[12 + c], 0x88);
-    const __m512i c3 = _mm512_shuffle_i32x4(b[8 + c], b[12 + c], 0xDD);
-    r[c] = _mm512_shuffle_i32x4(c0, c2, 0x88);
-    r[c + 8] = _mm512_shuffle_i32x4(c0, c2, 0xDD);
-    r[c + 4] = _mm512_shuffle_i32x4(c1, c3, 0x88);
-    r[c + 12] = _mm512_shuffle_i32x4(c1, c3, 0xDD);
+// One 32-k block of 16 rows (row i at src + i * ld, kv valid values, zeros past them and past
+// nrows) into 16 stores of one k pair each: out j at dst + j * ostride. The 16x16 dword transpose
+// is arranged so that loads do the lane-crossing part: vector V(i, J) holds in lane L the dwords
+// 4J..4J+3 of row 4L + i, and a 4x4 transpose inside each lane finishes it (32 shuffles instead
+// of the 64 of a register-only transpose; the shuffle port is the bottleneck).
+inline void pack16x32(const uint16_t* src, int64_t ld, int64_t nrows, int64_t kv, uint16_t* dst, int64_t ostride) {
+  auto chunk = [&](int64_t row, int64_t j) -> __m128i {  // dwords 4j..4j+3 of a row
+    if (row >= nrows) return _mm_setzero_si128();
+    const int64_t e0 = 8 * j;
+    if (e0 + 8 <= kv) return _mm_loadu_si128(reinterpret_cast<const __m128i*>(src + row * ld + e0));
+    if (e0 >= kv) return _mm_setzero_si128();
+    return _mm_maskz_loadu_epi16(static_cast<__mmask8>((1u << (kv - e0)) - 1), src + row * ld + e0);
+  };
+  const bool full = nrows >= 16 && kv == 32;
+  for (int64_t j = 0; j < 4; ++j) {
+    __m512i v[4];
+    if (full) {  // the common case, without per-chunk checks
+      const uint16_t* p = src + 8 * j;
+      for (int64_t i = 0; i < 4; ++i) {
+        __m512i t = _mm512_castsi128_si512(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p + i * ld)));
+        t = _mm512_inserti32x4(t, _mm_loadu_si128(reinterpret_cast<const __m128i*>(p + (4 + i) * ld)), 1);
+        t = _mm512_inserti32x4(t, _mm_loadu_si128(reinterpret_cast<const __m128i*>(p + (8 + i) * ld)), 2);
+        v[i] = _mm512_inserti32x4(t, _mm_loadu_si128(reinterpret_cast<const __m128i*>(p + (12 + i) * ld)), 3);
+      }
+    } else {
+      for (int64_t i = 0; i < 4; ++i) {
+        __m512i t = _mm512_castsi128_si512(chunk(i, j));
+        t = _mm512_inserti32x4(t, chunk(4 + i, j), 1);
+        t = _mm512_inserti32x4(t, chunk(8 + i, j), 2);
+        v[i] = _mm512_inserti32x4(t, chunk(12 + i, j), 3);
+      }
+    }
+    const __m512i t0 = _mm512_unpacklo_epi32(v[0], v[1]), t1 = _mm512_unpackhi_epi32(v[0], v[1]);
+    const __m512i t2 = _mm512_unpacklo_epi32(v[2], v[3]), t3 = _mm512_unpackhi_epi32(v[2], v[3]);
+    _mm512_storeu_si512(dst + (4 * j + 0) * ostride, _mm512_unpacklo_epi64(t0, t2));
+    _mm512_storeu_si512(dst + (4 * j + 1) * ostride, _mm512_unpackhi_epi64(t0, t2));
+    _mm512_storeu_si512(dst + (4 * j + 2) * ostride, _mm512_unpacklo_epi64(t1, t3));
+    _mm512_storeu_si512(dst + (4 * j + 3) * ostride, _mm512_unpackhi_epi64(t1, t3));
   }
 }
 
-void pack_vnni(const uint16_t* rows, int64_t ld, int64_t nrows, int64_t k, int64_t nb, uint16_t* dst,
+void pack_vnni(const uint16_t* rows, int64_t ld, int64_t nrows, int64_t k, uint16_t* dst, int64_t pair_stride,
                int64_t kblock_stride) {
   const int64_t kblocks = (k + 31) / 32;
-  for (int64_t kb = 0; kb < kblocks; ++kb) {
-    const int64_t k0 = kb * 32;
-    const __mmask32 km = first_n32(k - k0);
-    uint16_t* blk = dst + kb * kblock_stride;
-    for (int64_t r0 = 0; r0 < nb; r0 += 16) {
-      __m512i r[16];
-      for (int64_t i = 0; i < 16; ++i)
-        r[i] = r0 + i < nrows ? _mm512_maskz_loadu_epi16(km, rows + (r0 + i) * ld + k0) : _mm512_setzero_si512();
-      transpose16(r);
-      // r[j] holds k pair j of rows r0..r0+15.
-      for (int64_t j = 0; j < 16; ++j) _mm512_storeu_si512(blk + j * 2 * nb + 2 * r0, r[j]);
-    }
-  }
+  for (int64_t kb = 0; kb < kblocks; ++kb)
+    pack16x32(rows + kb * 32, ld, nrows, min_i64(32, k - kb * 32), dst + kb * kblock_stride, pair_stride);
 }
 
 void act_quant(const float* x, int64_t k, float divisor, int8_t* q, float* scale) {
@@ -230,7 +293,7 @@ extern const qk::Kernels kQuantKernelsAvx512 = {"avx512",
                                                &s8_mul_any<V16, float>,
                                                &s8_mul_bf16,
                                                &fp8_mul_any<V16, float>,
-                                               &fp8_mul_any<V16, uint16_t>,
+                                               &fp8_mul_bf16,
                                                &lut4_f32,
                                                &lut4_bf16,
                                                &abs_max_plain<V16>,
