@@ -53,8 +53,8 @@ class WeightRowDecoder {
 // Linear on a WeightRowDecoder; the decode cost is amortised over M. f32 compute: for each tile of
 // output columns the weight rows are decoded into an L2-sized f32 buffer and multiplied with
 // oneDNN's f32 GEMM. bf16 compute on a CPU with a bf16 GEMM: the whole weight is decoded to bf16
-// (packed into oneDNN's blocked layout) in a per-thread workspace as large as the largest such
-// layer, then one GEMM (tile_rows() = N).
+// rows in a per-thread workspace as large as the largest such layer, then one GEMM
+// (tile_rows() = N).
 class TiledLinear : public LinearKernel {
  public:
   // round_input_to_bf16 ("bf16 compute"): x and the decoded tiles are rounded to bf16 and, when the

@@ -1,8 +1,8 @@
 // Vectorised building blocks of the quantization codecs (quant/): row decoders into f32 or bf16,
-// 8-bit quantizers, the per-token int8 activation quantizer, and the packing of decoded bf16 rows
-// into oneDNN's blocked bf16 weight layout. Each computes exactly what the scalar reference codecs
-// compute: the same IEEE operations in the same order, bf16 = round-to-nearest-even with NaN ->
-// 0x7FC0 (as f32_to_bf16), f16 = IEEE RNE. Tests compare them bit for bit with the references.
+// 8-bit and 4-bit quantizers, and the per-token int8 activation quantizer. Each computes exactly
+// what the scalar reference codecs compute: the same IEEE operations in the same order, bf16 =
+// round-to-nearest-even with NaN -> 0x7FC0 (as f32_to_bf16), f16 = IEEE RNE. Tests compare them
+// bit for bit with the references.
 // Two variants: AVX-512 (entered only when cpu::has_avx512_bf16()) and the AVX2 baseline.
 #pragma once
 #include <cstdint>
@@ -70,6 +70,16 @@ struct QuantFp8Params {
   Round round = Round::None;
 };
 
+// Nearest-entry 4-bit codes (bitsandbytes nf4 / fp4): v = clamp(x * inv, -1, 1); i = how many of
+// the `count` ascending midpoints lie below v (below |v| with sign_bit); the code is i, or
+// code_of[i] | (v < 0 ? 8 : 0) with sign_bit (fp4: sign, then the nearest magnitude).
+struct NearestCodes {
+  const float* mids = nullptr;
+  int count = 0;  // at most 15
+  bool sign_bit = false;
+  const uint8_t* code_of = nullptr;  // sign_bit: count + 1 entries (at most 8)
+};
+
 struct Kernels {
   const char* name;
   // dst[i] = R(float(c[i]) * s)
@@ -85,15 +95,14 @@ struct Kernels {
   float (*abs_max_f16)(const void* x, bool bf16, int64_t n);
   void (*quant_s8)(const void* x, bool bf16, int64_t n, const QuantS8Params& p, int8_t* q);
   void (*quant_fp8)(const void* x, bool bf16, int64_t n, const QuantFp8Params& p, uint8_t* q);
+  // min and max of n >= 1 f32 values (NaN-free).
+  void (*min_max)(const float* x, int64_t n, float* mn, float* mx);
+  // torchao int4wo codes: out[i] = clamp(round_half_even((x[i] - mn) / s), 0, 15).
+  void (*affine_codes)(const float* x, int64_t n, float mn, float s, uint8_t* out);
+  void (*nearest_codes)(const float* x, int64_t n, float inv, const NearestCodes& t, uint8_t* out);
   // Per-token int8 (kernels::quantize_rows_s8, one row): scale = max(amax / divisor, f32 eps),
   // q = clamp(round_half_even(x * (1 / scale)), -128, 127).
   void (*act_quant_s8)(const float* x, int64_t k, float divisor, int8_t* q, float* scale);
-  // Packs 16 bf16 rows (row r at rows + r * ld, k values; rows from nrows on, and k rounded up to
-  // 32, are zeros) into oneDNN's blocked bf16 weight layout BA16a<nb>b2a: element (k, r) goes to
-  // dst + (k / 32) * kblock_stride + ((k % 32) / 2) * pair_stride + 2 * r + k % 2, with
-  // pair_stride = 2 * nb and dst pointing at row 16 * s of the nb-row block.
-  void (*pack_vnni)(const uint16_t* rows, int64_t ld, int64_t nrows, int64_t k, uint16_t* dst, int64_t pair_stride,
-                    int64_t kblock_stride);
 };
 
 const Kernels& get(Isa isa = Isa::Auto);

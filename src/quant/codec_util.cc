@@ -5,6 +5,7 @@
 
 #include "qdit/core/error.h"
 #include "qdit/core/parallel.h"
+#include "qdit/kernels/cpu/convert.h"
 
 namespace qdit::quant {
 
@@ -12,6 +13,19 @@ std::vector<float> weight_values(const Tensor& w) {
   QDIT_CHECK(w.dim() == 2, "[quant] weight must be 2-D [out, in], got ", w.desc());
   Tensor f = w.contiguous().to(DType::F32);
   return std::vector<float>(f.data<float>(), f.data<float>() + f.numel());
+}
+
+std::vector<float> weight_values_fast(const Tensor& w) {
+  QDIT_CHECK(w.dim() == 2, "[quant] weight must be 2-D [out, in], got ", w.desc());
+  const Tensor c = w.contiguous();
+  std::vector<float> out(static_cast<size_t>(c.numel()));
+  if (c.dtype() == DType::BF16)
+    kernels::cpu::bf16_to_f32_buffer(c.data<uint16_t>(), out.data(), c.numel());
+  else if (c.dtype() == DType::F16)
+    kernels::cpu::f16_to_f32_buffer(c.data<uint16_t>(), out.data(), c.numel());
+  else
+    return weight_values(w);
+  return out;
 }
 
 Tensor float_part(const std::vector<float>& values, const Shape& shape, DType dtype) {

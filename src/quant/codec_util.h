@@ -13,6 +13,8 @@ namespace qdit::quant {
 
 // [out, in] weight values as f32 (exact for f32/bf16/f16 sources).
 std::vector<float> weight_values(const Tensor& w);
+// The same values, converted with the vectorised, threaded converters.
+std::vector<float> weight_values_fast(const Tensor& w);
 // A float part of `shape` in `dtype` (values are already representable in it).
 Tensor float_part(const std::vector<float>& values, const Shape& shape, DType dtype);
 // Any float part's values as f32.

@@ -24,13 +24,33 @@ std::string dtype_torch_name(DType d) {
 
 // The 4-bit code of xs in [-1, 1]: NF4 by nearest table entry (midpoint goes to the lower
 // entry); FP4 by sign (x < 0) then nearest magnitude, as bitsandbytes' kernels do.
+// FP4 magnitudes in ascending order, and the code of each.
+const float kFp4Mags[8] = {0.0f, 0.0625f / 12, 2.0f / 12, 3.0f / 12, 4.0f / 12, 6.0f / 12, 8.0f / 12, 1.0f};
+const uint8_t kFp4Codes[8] = {0, 1, 6, 7, 4, 5, 2, 3};
+
 uint8_t encode_4bit(bool nf4, float xs) {
   if (nf4) return static_cast<uint8_t>(nearest_sorted(nf4_table().data(), 16, xs));
-  static const float mags[8] = {0.0f, 0.0625f / 12, 2.0f / 12, 3.0f / 12, 4.0f / 12, 6.0f / 12, 8.0f / 12, 1.0f};
-  static const uint8_t codes[8] = {0, 1, 6, 7, 4, 5, 2, 3};
-  const int i = nearest_sorted(mags, 8, std::fabs(xs));
-  return static_cast<uint8_t>(codes[i] | (xs < 0.0f ? 8 : 0));
+  const int i = nearest_sorted(kFp4Mags, 8, std::fabs(xs));
+  return static_cast<uint8_t>(kFp4Codes[i] | (xs < 0.0f ? 8 : 0));
 }
+
+// encode_4bit's comparisons for the vectorised quantizer: the midpoints it computes, as it does.
+struct NearestTable {
+  std::array<float, 15> mids{};
+  kernels::qk::NearestCodes t;
+  explicit NearestTable(bool nf4) {
+    if (nf4) {
+      for (int i = 0; i < 15; ++i) mids[i] = (nf4_table()[i] + nf4_table()[i + 1]) / 2.0f;
+      t.count = 15;
+    } else {
+      for (int i = 0; i < 7; ++i) mids[i] = (kFp4Mags[i] + kFp4Mags[i + 1]) / 2.0f;
+      t.count = 7;
+      t.sign_bit = true;
+      t.code_of = kFp4Codes;
+    }
+    t.mids = mids.data();
+  }
+};
 
 class Bnb4bit : public Scheme {
  public:
@@ -44,32 +64,55 @@ class Bnb4bit : public Scheme {
   std::string state_key() const { return std::string("weight.quant_state.bitsandbytes__") + (nf4_ ? "nf4" : "fp4"); }
   static int64_t blocks(int64_t n) { return (n + kBlock - 1) / kBlock; }
 
-  QuantizedWeight reference_quantize(const Tensor& w) const override { return quantize_blocks(w, false); }
-  // Blocks are independent (64 codes = 32 whole bytes each): the same arithmetic on all threads.
-  QuantizedWeight quantize(const Tensor& w) const override { return quantize_blocks(w, true); }
-
-  QuantizedWeight quantize_blocks(const Tensor& w, bool parallel) const {
+  QuantizedWeight reference_quantize(const Tensor& w) const override {
     const int64_t n = w.size(0), k = w.size(1), total = n * k, nb = blocks(total);
     std::vector<float> x = weight_values(w), absmax(static_cast<size_t>(nb));
     Tensor packed = Tensor::zeros({(total + 1) / 2, 1}, DType::U8, MemTag::Weights);
     uint8_t* bytes = packed.data<uint8_t>();
-    auto run = [&](int64_t b0, int64_t b1) {
-      for (int64_t b = b0; b < b1; ++b) {
-        const int64_t e0 = b * kBlock, e1 = std::min(total, e0 + kBlock);
-        float a = 0.0f;
-        for (int64_t e = e0; e < e1; ++e) a = std::max(a, std::fabs(x[e]));
-        absmax[b] = a;
-        const float inv = a == 0.0f ? 0.0f : 1.0f / a;
-        for (int64_t e = e0; e < e1; ++e) {
-          const uint8_t c = encode_4bit(nf4_, std::clamp(x[e] * inv, -1.0f, 1.0f));
-          bytes[e / 2] |= static_cast<uint8_t>(e % 2 == 0 ? c << 4 : c);
-        }
+    for (int64_t b = 0; b < nb; ++b) {
+      const int64_t e0 = b * kBlock, e1 = std::min(total, e0 + kBlock);
+      float a = 0.0f;
+      for (int64_t e = e0; e < e1; ++e) a = std::max(a, std::fabs(x[e]));
+      absmax[b] = a;
+      const float inv = a == 0.0f ? 0.0f : 1.0f / a;
+      for (int64_t e = e0; e < e1; ++e) {
+        const uint8_t c = encode_4bit(nf4_, std::clamp(x[e] * inv, -1.0f, 1.0f));
+        bytes[e / 2] |= static_cast<uint8_t>(e % 2 == 0 ? c << 4 : c);
       }
-    };
-    if (parallel)
-      parallel_rows(nb, kBlock, run);
-    else
-      run(0, nb);
+    }
+    return finish(w, packed, absmax);
+  }
+
+  // Blocks are independent (64 codes = 32 whole bytes each): the same arithmetic, vectorised
+  // (the code is the count of table midpoints below the value), on all threads.
+  QuantizedWeight quantize(const Tensor& w) const override {
+    const int64_t n = w.size(0), k = w.size(1), total = n * k, nb = blocks(total);
+    std::vector<float> x = weight_values_fast(w), absmax(static_cast<size_t>(nb));
+    Tensor packed = Tensor::empty({(total + 1) / 2, 1}, DType::U8, MemTag::Weights);
+    uint8_t* bytes = packed.data<uint8_t>();
+    const kernels::qk::Kernels& kern = kernels::qk::get();
+    const kernels::qk::NearestCodes& nc = nearest_codes();
+    parallel_rows(nb, kBlock, [&](int64_t b0, int64_t b1) {
+      uint8_t c[kBlock + 1];
+      for (int64_t b = b0; b < b1; ++b) {
+        const int64_t e0 = b * kBlock, len = std::min(total, e0 + kBlock) - e0;
+        const float a = len > 0 ? kern.abs_max(&x[e0], false, len) : 0.0f;
+        absmax[b] = a;
+        kern.nearest_codes(&x[e0], len, a == 0.0f ? 0.0f : 1.0f / a, nc, c);
+        c[len] = 0;
+        for (int64_t e = 0; e < len; e += 2) bytes[(e0 + e) / 2] = static_cast<uint8_t>((c[e] << 4) | c[e + 1]);
+      }
+    });
+    return finish(w, packed, absmax);
+  }
+
+  const kernels::qk::NearestCodes& nearest_codes() const {
+    static const NearestTable nf4(true), fp4(false);
+    return nf4_ ? nf4.t : fp4.t;
+  }
+
+  QuantizedWeight finish(const Tensor& w, const Tensor& packed, const std::vector<float>& absmax) const {
+    const int64_t n = w.size(0), k = w.size(1), nb = static_cast<int64_t>(absmax.size());
     QuantizedWeight q{name(), n, k, w.dtype(), {}};
     q.parts["weight"] = packed;
     const auto& table = nf4_ ? nf4_table() : fp4_table();

@@ -4,6 +4,7 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <algorithm>
 #include <cstring>
 #include <limits>
 #include <random>
@@ -276,6 +277,59 @@ TEST(QuantKernels, Fp8CodesMatchScalarCasts) {
           }
 }
 
+TEST(QuantKernels, MinMaxAndAffineCodes) {
+  for (Isa isa : isas())
+    for (int64_t n : kLengths) {
+      std::vector<float> x = random_floats(n, 12, -0.3f, 0.7f);
+      float mn = 0, mx = 0;
+      get(isa).min_max(x.data(), n, &mn, &mx);
+      EXPECT_EQ(mn, *std::min_element(x.begin(), x.end())) << isa_name(isa) << " n=" << n;
+      EXPECT_EQ(mx, *std::max_element(x.begin(), x.end())) << isa_name(isa) << " n=" << n;
+      const float s = std::max(mx - mn, 1e-6f) / 15.0f;
+      x[0] = mn + 7.5f * s;  // a half step
+      std::vector<uint8_t> u(static_cast<size_t>(n));
+      get(isa).affine_codes(x.data(), n, mn, s, u.data());
+      for (int64_t i = 0; i < n; ++i)
+        ASSERT_EQ(u[i], static_cast<int>(std::clamp(std::nearbyint((x[i] - mn) / s), 0.0f, 15.0f)))
+            << isa_name(isa) << " n=" << n << " i=" << i;
+    }
+}
+
+TEST(QuantKernels, NearestCodes) {
+  std::vector<float> mids = random_floats(15, 13, -1.0f, 1.0f);
+  std::sort(mids.begin(), mids.end());
+  std::vector<float> mags = random_floats(7, 14, 0.0f, 1.0f);
+  std::sort(mags.begin(), mags.end());
+  const uint8_t code_of[8] = {0, 1, 6, 7, 4, 5, 2, 3};
+  std::vector<float> x = random_floats(500, 15, -1.5f, 1.5f);
+  for (float m : mids) x.push_back(m);  // exactly on a midpoint: the lower entry
+  for (float m : mags) {
+    x.push_back(m);
+    x.push_back(-m);
+  }
+  for (float v : {0.0f, -0.0f, 1.0f, -1.0f, 2.0f, -7.0f, NAN, INFINITY, -INFINITY}) x.push_back(v);
+  const int64_t n = static_cast<int64_t>(x.size());
+  for (Isa isa : isas())
+    for (bool fp4 : {false, true})
+      for (float inv : {1.0f, 0.75f, 0.0f}) {
+        NearestCodes t;
+        t.mids = fp4 ? mags.data() : mids.data();
+        t.count = fp4 ? 7 : 15;
+        t.sign_bit = fp4;
+        t.code_of = code_of;
+        std::vector<uint8_t> c(x.size());
+        get(isa).nearest_codes(x.data(), n, inv, t, c.data());
+        for (int64_t i = 0; i < n; ++i) {
+          const float v = std::clamp(x[i] * inv, -1.0f, 1.0f);
+          const float a = fp4 ? std::fabs(v) : v;
+          int idx = 0;  // nearest_sorted: the first midpoint not below the value
+          while (idx < t.count && a > t.mids[idx]) ++idx;
+          const int want = fp4 ? (code_of[idx] | (v < 0.0f ? 8 : 0)) : idx;
+          ASSERT_EQ(int(c[i]), want) << isa_name(isa) << " fp4=" << fp4 << " x=" << x[i] << " inv=" << inv;
+        }
+      }
+}
+
 TEST(QuantKernels, PerTokenActivationQuantization) {
   for (Isa isa : isas())
     for (int64_t n : kLengths) {
@@ -297,31 +351,6 @@ TEST(QuantKernels, PerTokenActivationQuantization) {
   get().act_quant_s8(z.data(), 20, 127.5f, q.data(), &s);
   EXPECT_EQ(s, 1.1920928955078125e-07f);
   for (int8_t v : q) EXPECT_EQ(v, 0);
-}
-
-TEST(QuantKernels, PackIntoBlockedBf16Layout) {
-  for (Isa isa : isas())
-    for (int64_t nb : {16, 32, 64})
-      for (int64_t nrows : {int64_t{16}, int64_t{11}, int64_t{1}, int64_t{0}})
-        for (int64_t k : {1, 2, 31, 32, 33, 64, 100, 1152}) {
-          const int64_t ld = k + 3, kblocks = (k + 31) / 32, stride = 32 * nb + 64, sub = nb - 16;
-          std::vector<uint16_t> rows(static_cast<size_t>(std::max<int64_t>(nrows, 1) * ld));
-          for (size_t i = 0; i < rows.size(); ++i) rows[i] = static_cast<uint16_t>(i * 2654435761u >> 7);
-          std::vector<uint16_t> dst(static_cast<size_t>(kblocks * stride), 0xABCD);
-          // The last 16-row group of the block.
-          get(isa).pack_vnni(rows.data(), ld, nrows, k, dst.data() + 2 * sub, 2 * nb, stride);
-          for (int64_t kb = 0; kb < kblocks; ++kb)
-            for (int64_t kk = 0; kk < 32; ++kk)
-              for (int64_t r = 0; r < nb; ++r) {
-                const int64_t kg = kb * 32 + kk, rr = r - sub;
-                const uint16_t want = rr < 0 ? 0xABCD : rr < nrows && kg < k ? rows[rr * ld + kg] : 0;
-                ASSERT_EQ(dst[kb * stride + (kk / 2) * 2 * nb + 2 * r + kk % 2], want)
-                    << isa_name(isa) << " nb=" << nb << " nrows=" << nrows << " k=" << k << " (" << kg << ", " << r << ")";
-              }
-          // The gap between k blocks is not the pack's to write.
-          for (int64_t kb = 0; kb < kblocks; ++kb)
-            for (int64_t i = 32 * nb; i < stride; ++i) ASSERT_EQ(dst[kb * stride + i], 0xABCD);
-        }
 }
 
 TEST(QuantKernels, ScopedIsaSelectsTheVariant) {

@@ -1,7 +1,6 @@
 // AVX2 (baseline) variant of the quantization kernels (quant_kernels.h): 8-lane versions of the
 // shared algorithms (qkernels_impl.h), 4-bit table lookups with pshufb (bf16: the 16 table entries
-// split into a low-byte and a high-byte table) or two permps + blend (f32), and the bf16 pack with
-// 8x8 dword transposes.
+// split into a low-byte and a high-byte table) or two permps + blend (f32).
 #include <immintrin.h>
 
 #include <cstdint>
@@ -47,6 +46,9 @@ struct V8 {
   static I set1i(int32_t x) { return _mm256_set1_epi32(x); }
   static F mul(F a, F b) { return _mm256_mul_ps(a, b); }
   static F div(F a, F b) { return _mm256_div_ps(a, b); }
+  static I loadi(const int32_t* p) { return _mm256_loadu_si256(reinterpret_cast<const __m256i*>(p)); }
+  static F sub(F a, F b) { return _mm256_sub_ps(a, b); }
+  static I permute(I table, I idx) { return _mm256_permutevar8x32_epi32(table, idx); }
   static F add(F a, F b) { return _mm256_add_ps(a, b); }
   static F min(F a, F b) { return _mm256_min_ps(a, b); }
   static F max(F a, F b) { return _mm256_max_ps(a, b); }
@@ -171,58 +173,6 @@ void lut4_f32(const Lut4Run& p, float* dst) {
   });
 }
 
-// ---- bf16 pack into BA16a<nb>b2a ----
-
-inline void transpose8(__m256i r[8]) {
-  const __m256i a0 = _mm256_unpacklo_epi32(r[0], r[1]), a1 = _mm256_unpackhi_epi32(r[0], r[1]);
-  const __m256i a2 = _mm256_unpacklo_epi32(r[2], r[3]), a3 = _mm256_unpackhi_epi32(r[2], r[3]);
-  const __m256i a4 = _mm256_unpacklo_epi32(r[4], r[5]), a5 = _mm256_unpackhi_epi32(r[4], r[5]);
-  const __m256i a6 = _mm256_unpacklo_epi32(r[6], r[7]), a7 = _mm256_unpackhi_epi32(r[6], r[7]);
-  const __m256i b0 = _mm256_unpacklo_epi64(a0, a2), b1 = _mm256_unpackhi_epi64(a0, a2);
-  const __m256i b2 = _mm256_unpacklo_epi64(a1, a3), b3 = _mm256_unpackhi_epi64(a1, a3);
-  const __m256i b4 = _mm256_unpacklo_epi64(a4, a6), b5 = _mm256_unpackhi_epi64(a4, a6);
-  const __m256i b6 = _mm256_unpacklo_epi64(a5, a7), b7 = _mm256_unpackhi_epi64(a5, a7);
-  r[0] = _mm256_permute2x128_si256(b0, b4, 0x20);
-  r[1] = _mm256_permute2x128_si256(b1, b5, 0x20);
-  r[2] = _mm256_permute2x128_si256(b2, b6, 0x20);
-  r[3] = _mm256_permute2x128_si256(b3, b7, 0x20);
-  r[4] = _mm256_permute2x128_si256(b0, b4, 0x31);
-  r[5] = _mm256_permute2x128_si256(b1, b5, 0x31);
-  r[6] = _mm256_permute2x128_si256(b2, b6, 0x31);
-  r[7] = _mm256_permute2x128_si256(b3, b7, 0x31);
-}
-
-void pack_vnni(const uint16_t* rows, int64_t ld, int64_t nrows, int64_t k, uint16_t* dst, int64_t pair_stride,
-               int64_t kblock_stride) {
-  const int64_t kblocks = (k + 31) / 32;
-  for (int64_t kb = 0; kb < kblocks; ++kb) {
-    const int64_t k0 = kb * 32;
-    uint16_t* blk = dst + kb * kblock_stride;
-    for (int64_t r0 = 0; r0 < 16; r0 += 8) {
-      for (int64_t h = 0; h < 2; ++h) {  // k pairs 0-7 and 8-15 of the block
-        __m256i r[8];
-        const int64_t e0 = k0 + h * 16, ev = min_i64(16, k - e0);
-        for (int64_t i = 0; i < 8; ++i) {
-          const int64_t row = r0 + i;
-          if (row >= nrows || ev <= 0) {
-            r[i] = _mm256_setzero_si256();
-          } else if (ev == 16) {
-            r[i] = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(rows + row * ld + e0));
-          } else {
-            alignas(32) uint16_t tmp[16] = {};
-            memcpy(tmp, rows + row * ld + e0, sizeof(uint16_t) * static_cast<size_t>(ev));
-            r[i] = _mm256_load_si256(reinterpret_cast<const __m256i*>(tmp));
-          }
-        }
-        transpose8(r);
-        // r[j] holds k pair (h * 8 + j) of rows r0..r0+7.
-        for (int64_t j = 0; j < 8; ++j)
-          _mm256_storeu_si256(reinterpret_cast<__m256i*>(blk + (h * 8 + j) * pair_stride + 2 * r0), r[j]);
-      }
-    }
-  }
-}
-
 void act_quant(const float* x, int64_t k, float divisor, int8_t* q, float* scale) {
   act_quant_t<V8>(x, k, divisor, q, scale);
 }
@@ -242,7 +192,9 @@ extern const qk::Kernels kQuantKernelsAvx2 = {"avx2",
                                              &abs_max_f16<V8>,
                                              &quant_s8_any<V8>,
                                              &quant_fp8_any<V8>,
-                                             &act_quant,
-                                             &pack_vnni};
+                                             &min_max_t<V8>,
+                                             &affine_codes_t<V8>,
+                                             &nearest_codes_t<V8>,
+                                             &act_quant};
 
 }  // namespace qdit::kernels::cpu

@@ -2,8 +2,7 @@
 // cpu::has_avx512_bf16(): 16-lane versions of the shared algorithms (qkernels_impl.h); 4-bit table
 // lookups straight to bf16 with vpermw (32 codes per instruction, the 16-entry table duplicated so
 // that bit 4 of each index is don't-care) or to f32 with vpermps; int8 -> bf16 with vcvtne2ps2bf16
-// when the row scale rules out denormal and NaN products (where it equals the exact RNE); and the
-// bf16 pack with 16x16 dword transposes.
+// when the row scale rules out denormal and NaN products (where it equals the exact RNE).
 // GCC 12 warns about the deliberately undefined vectors inside its own AVX-512 intrinsics.
 #pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
 #pragma GCC diagnostic ignored "-Wuninitialized"
@@ -46,6 +45,9 @@ struct V16 {
   static I set1i(int32_t x) { return _mm512_set1_epi32(x); }
   static F mul(F a, F b) { return _mm512_mul_ps(a, b); }
   static F div(F a, F b) { return _mm512_div_ps(a, b); }
+  static I loadi(const int32_t* p) { return _mm512_loadu_si512(p); }
+  static F sub(F a, F b) { return _mm512_sub_ps(a, b); }
+  static I permute(I table, I idx) { return _mm512_permutexvar_epi32(idx, table); }
   static F add(F a, F b) { return _mm512_add_ps(a, b); }
   static F min(F a, F b) { return _mm512_min_ps(a, b); }
   static F max(F a, F b) { return _mm512_max_ps(a, b); }
@@ -89,91 +91,126 @@ inline __m512 group_table(const Lut4Run& p, __m512 base, int64_t g) {
   return t;
 }
 
-// 32 index words for vpermw from the codes at byte-aligned nibble/byte position cur; `mask` limits
-// the bytes read (all ones: unmasked).
-inline __m512i lut_idx32(const Lut4Run& p, int64_t cur, bool masked, int64_t cnt, __m128i fshift, __m512i fmask) {
-  if (p.layout == Nibbles::Field) {
-    const __m256i v = masked ? _mm256_maskz_loadu_epi8(first_n32(cnt), p.bytes + cur)
-                             : _mm256_loadu_si256(reinterpret_cast<const __m256i*>(p.bytes + cur));
-    return _mm512_and_si512(_mm512_srl_epi16(_mm512_cvtepu8_epi16(v), fshift), fmask);
-  }
-  // One byte -> one dword holding the index words of its two codes (vpermw reads 5 bits; the table
-  // is duplicated so bit 4 is don't-care).
-  const __m128i v = masked ? _mm_maskz_loadu_epi8(first_n16((cnt + 1) / 2), p.bytes + cur / 2)
-                           : _mm_loadu_si128(reinterpret_cast<const __m128i*>(p.bytes + cur / 2));
-  const __m512i d = _mm512_cvtepu8_epi32(v);
-  return p.layout == Nibbles::LowFirst ? _mm512_or_si512(d, _mm512_slli_epi32(d, 12))
-                                       : _mm512_or_si512(_mm512_srli_epi32(d, 4), _mm512_slli_epi32(d, 16));
-}
+// Index vectors for the lookups from the codes at byte-aligned nibble (pair layouts) or byte
+// (Field) position cur of `bytes`; masked: only the bytes of cnt codes are read.
+struct LutIdx {
+  const uint8_t* bytes;
+  __m128i fshift;
+  __m512i fmask16, fmask32;
 
-// 16 index dwords for vpermps.
-inline __m512i lut_idx16(const Lut4Run& p, int64_t cur, bool masked, int64_t cnt, __m128i fshift, __m512i fmask) {
-  if (p.layout == Nibbles::Field) {
-    const __m128i v = masked ? _mm_maskz_loadu_epi8(first_n16(cnt), p.bytes + cur)
-                             : _mm_loadu_si128(reinterpret_cast<const __m128i*>(p.bytes + cur));
-    return _mm512_and_si512(_mm512_srl_epi32(_mm512_cvtepu8_epi32(v), fshift), fmask);
+  // 32 index words for vpermw. Pairs: one byte -> one dword holding the index words of its two
+  // codes (vpermw reads 5 bits; the table is duplicated so bit 4 is don't-care).
+  template <Nibbles kL>
+  __m512i idx32(int64_t cur, bool masked, int64_t cnt) const {
+    if constexpr (kL == Nibbles::Field) {
+      const __m256i v = masked ? _mm256_maskz_loadu_epi8(first_n32(cnt), bytes + cur)
+                               : _mm256_loadu_si256(reinterpret_cast<const __m256i*>(bytes + cur));
+      return _mm512_and_si512(_mm512_srl_epi16(_mm512_cvtepu8_epi16(v), fshift), fmask16);
+    } else {
+      const __m128i v = masked ? _mm_maskz_loadu_epi8(first_n16((cnt + 1) / 2), bytes + cur / 2)
+                               : _mm_loadu_si128(reinterpret_cast<const __m128i*>(bytes + cur / 2));
+      const __m512i d = _mm512_cvtepu8_epi32(v);
+      if constexpr (kL == Nibbles::LowFirst) return _mm512_or_si512(d, _mm512_slli_epi32(d, 12));
+      return _mm512_or_si512(_mm512_srli_epi32(d, 4), _mm512_slli_epi32(d, 16));
+    }
   }
-  // One byte -> one qword holding the index dwords of its two codes (vpermps reads 4 bits).
-  const __m128i v = masked ? _mm_maskz_loadu_epi8(static_cast<__mmask16>(first_n16((cnt + 1) / 2) & 0xFF), p.bytes + cur / 2)
-                           : _mm_loadl_epi64(reinterpret_cast<const __m128i*>(p.bytes + cur / 2));
-  const __m512i d = _mm512_cvtepu8_epi64(v);
-  return p.layout == Nibbles::LowFirst ? _mm512_or_si512(d, _mm512_slli_epi64(d, 28))
-                                       : _mm512_or_si512(_mm512_srli_epi64(d, 4), _mm512_slli_epi64(d, 32));
+
+  // 16 index dwords for vpermps. Pairs: one byte -> one qword holding its two codes' dwords.
+  template <Nibbles kL>
+  __m512i idx16(int64_t cur, bool masked, int64_t cnt) const {
+    if constexpr (kL == Nibbles::Field) {
+      const __m128i v = masked ? _mm_maskz_loadu_epi8(first_n16(cnt), bytes + cur)
+                               : _mm_loadu_si128(reinterpret_cast<const __m128i*>(bytes + cur));
+      return _mm512_and_si512(_mm512_srl_epi32(_mm512_cvtepu8_epi32(v), fshift), fmask32);
+    } else {
+      const __m128i v = masked
+                            ? _mm_maskz_loadu_epi8(static_cast<__mmask16>(first_n16((cnt + 1) / 2) & 0xFF), bytes + cur / 2)
+                            : _mm_loadl_epi64(reinterpret_cast<const __m128i*>(bytes + cur / 2));
+      const __m512i d = _mm512_cvtepu8_epi64(v);
+      if constexpr (kL == Nibbles::LowFirst) return _mm512_or_si512(d, _mm512_slli_epi64(d, 28));
+      return _mm512_or_si512(_mm512_srli_epi64(d, 4), _mm512_slli_epi64(d, 32));
+    }
+  }
+};
+
+// Tables are built 16 groups ahead of their lookups (independent work the core can overlap,
+// instead of each group's lookups waiting on its table's dependency chain). Everything the loops
+// read is in locals: the output stores could otherwise alias the run's fields.
+template <bool kBf16, Nibbles kL>
+void lut4_t(const Lut4Run& p, void* out_base) {
+  constexpr bool kField = kL == Nibbles::Field;
+  const LutIdx ix{p.bytes, _mm_cvtsi32_si128(p.shift), _mm512_set1_epi16(static_cast<short>((1 << p.field_bits) - 1)),
+                  _mm512_set1_epi32((1 << p.field_bits) - 1)};
+  const __m512 base = _mm512_loadu_ps(p.base);
+  const int64_t n = p.n, group = p.group, first_group = p.first_group, start = kField ? 0 : (p.odd_start ? 1 : 0);
+  uint16_t* const ob = static_cast<uint16_t*>(out_base);
+  float* const of = static_cast<float*>(out_base);
+  constexpr int64_t kStep = kBf16 ? 32 : 16;
+  constexpr int64_t kAhead = 16;
+  __m512 tfs[kAhead];
+  __m512i tbs[kAhead];
+  int64_t done = 0;
+  for (int64_t g0 = 0; done < n; g0 += kAhead) {
+    int64_t ng = 0;
+    for (int64_t left = n - done; ng < kAhead && left > 0; ++ng) {
+      const int64_t g = g0 + ng;
+      left -= g == 0 ? first_group : group;
+      tfs[ng] = group_table(p, base, g);
+      if constexpr (kBf16) {
+        const __m256i w = _mm512_cvtepi32_epi16(bf16_bits<V16>(tfs[ng]));
+        tbs[ng] = _mm512_inserti64x4(_mm512_castsi256_si512(w), w, 1);
+      }
+    }
+    for (int64_t j = 0; j < ng; ++j) {
+      const int64_t g = g0 + j;
+      const int64_t len = min_i64(g == 0 ? first_group : group, n - done);
+      const __m512 tf = tfs[j];
+      const __m512i tb = tbs[j];
+      const int64_t pos = start + done;
+      int64_t i = 0;
+      if (!kField && (pos & 1)) {  // the group starts inside a byte: its first code alone
+        alignas(64) float lf[16];
+        alignas(64) uint16_t lb[32];
+        const int c = code_at(p, pos);
+        if constexpr (kBf16) {
+          _mm512_store_si512(lb, tb);
+          ob[done] = lb[c];
+        } else {
+          _mm512_store_ps(lf, tf);
+          of[done] = lf[c];
+        }
+        i = 1;
+      }
+      for (; i + kStep <= len; i += kStep) {
+        if constexpr (kBf16)
+          _mm512_storeu_si512(ob + done + i, _mm512_permutexvar_epi16(ix.idx32<kL>(pos + i, false, kStep), tb));
+        else
+          _mm512_storeu_ps(of + done + i, _mm512_permutexvar_ps(ix.idx16<kL>(pos + i, false, kStep), tf));
+      }
+      if (i < len) {
+        const int64_t cnt = len - i;
+        if constexpr (kBf16)
+          _mm512_mask_storeu_epi16(ob + done + i, first_n32(cnt),
+                                   _mm512_permutexvar_epi16(ix.idx32<kL>(pos + i, true, cnt), tb));
+        else
+          _mm512_mask_storeu_ps(of + done + i, first_n16(cnt), _mm512_permutexvar_ps(ix.idx16<kL>(pos + i, true, cnt), tf));
+      }
+      done += len;
+    }
+  }
 }
 
 template <bool kBf16>
-void lut4_t(const Lut4Run& p, void* out_base) {
-  const bool field = p.layout == Nibbles::Field;
-  const __m128i fshift = _mm_cvtsi32_si128(p.shift);
-  const __m512i fmask16 = _mm512_set1_epi16(static_cast<short>((1 << p.field_bits) - 1));
-  const __m512i fmask32 = _mm512_set1_epi32((1 << p.field_bits) - 1);
-  const __m512 base = _mm512_loadu_ps(p.base);
-  constexpr int64_t kStep = kBf16 ? 32 : 16;
-  int64_t done = 0;
-  for (int64_t g = 0; done < p.n; ++g) {
-    const int64_t len = min_i64(g == 0 ? p.first_group : p.group, p.n - done);
-    const __m512 tf = group_table(p, base, g);
-    const __m256i w = _mm512_cvtepi32_epi16(bf16_bits<V16>(tf));
-    const __m512i tb = _mm512_inserti64x4(_mm512_castsi256_si512(w), w, 1);
-    const int64_t pos = (field ? 0 : (p.odd_start ? 1 : 0)) + done;
-    int64_t i = 0;
-    if (!field && (pos & 1)) {  // the group starts inside a byte: its first code alone
-      alignas(64) float lf[16];
-      alignas(64) uint16_t lb[32];
-      _mm512_store_ps(lf, tf);
-      _mm512_store_si512(lb, tb);
-      const int c = code_at(p, pos);
-      if constexpr (kBf16)
-        static_cast<uint16_t*>(out_base)[done] = lb[c];
-      else
-        static_cast<float*>(out_base)[done] = lf[c];
-      i = 1;
-    }
-    for (; i < len; i += kStep) {
-      const int64_t cnt = min_i64(kStep, len - i);
-      const bool masked = cnt < kStep;
-      if constexpr (kBf16) {
-        const __m512i r = _mm512_permutexvar_epi16(lut_idx32(p, pos + i, masked, cnt, fshift, fmask16), tb);
-        uint16_t* o = static_cast<uint16_t*>(out_base) + done + i;
-        if (masked)
-          _mm512_mask_storeu_epi16(o, first_n32(cnt), r);
-        else
-          _mm512_storeu_si512(o, r);
-      } else {
-        const __m512 r = _mm512_permutexvar_ps(lut_idx16(p, pos + i, masked, cnt, fshift, fmask32), tf);
-        float* o = static_cast<float*>(out_base) + done + i;
-        if (masked)
-          _mm512_mask_storeu_ps(o, first_n16(cnt), r);
-        else
-          _mm512_storeu_ps(o, r);
-      }
-    }
-    done += len;
+void lut4_any(const Lut4Run& p, void* out) {
+  switch (p.layout) {
+    case Nibbles::LowFirst: return lut4_t<kBf16, Nibbles::LowFirst>(p, out);
+    case Nibbles::HighFirst: return lut4_t<kBf16, Nibbles::HighFirst>(p, out);
+    case Nibbles::Field: return lut4_t<kBf16, Nibbles::Field>(p, out);
   }
 }
 
-void lut4_bf16(const Lut4Run& p, uint16_t* dst) { lut4_t<true>(p, dst); }
-void lut4_f32(const Lut4Run& p, float* dst) { lut4_t<false>(p, dst); }
+void lut4_bf16(const Lut4Run& p, uint16_t* dst) { lut4_any<true>(p, dst); }
+void lut4_f32(const Lut4Run& p, float* dst) { lut4_any<false>(p, dst); }
 
 // ---- int8 -> bf16 ----
 
@@ -231,56 +268,6 @@ void fp8_mul_bf16(const uint8_t* c, int64_t n, bool e5m2, float s, Round r, uint
   }
 }
 
-// ---- bf16 pack into BA16a<nb>b2a ----
-
-// One 32-k block of 16 rows (row i at src + i * ld, kv valid values, zeros past them and past
-// nrows) into 16 stores of one k pair each: out j at dst + j * ostride. The 16x16 dword transpose
-// is arranged so that loads do the lane-crossing part: vector V(i, J) holds in lane L the dwords
-// 4J..4J+3 of row 4L + i, and a 4x4 transpose inside each lane finishes it (32 shuffles instead
-// of the 64 of a register-only transpose; the shuffle port is the bottleneck).
-inline void pack16x32(const uint16_t* src, int64_t ld, int64_t nrows, int64_t kv, uint16_t* dst, int64_t ostride) {
-  auto chunk = [&](int64_t row, int64_t j) -> __m128i {  // dwords 4j..4j+3 of a row
-    if (row >= nrows) return _mm_setzero_si128();
-    const int64_t e0 = 8 * j;
-    if (e0 + 8 <= kv) return _mm_loadu_si128(reinterpret_cast<const __m128i*>(src + row * ld + e0));
-    if (e0 >= kv) return _mm_setzero_si128();
-    return _mm_maskz_loadu_epi16(static_cast<__mmask8>((1u << (kv - e0)) - 1), src + row * ld + e0);
-  };
-  const bool full = nrows >= 16 && kv == 32;
-  for (int64_t j = 0; j < 4; ++j) {
-    __m512i v[4];
-    if (full) {  // the common case, without per-chunk checks
-      const uint16_t* p = src + 8 * j;
-      for (int64_t i = 0; i < 4; ++i) {
-        __m512i t = _mm512_castsi128_si512(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p + i * ld)));
-        t = _mm512_inserti32x4(t, _mm_loadu_si128(reinterpret_cast<const __m128i*>(p + (4 + i) * ld)), 1);
-        t = _mm512_inserti32x4(t, _mm_loadu_si128(reinterpret_cast<const __m128i*>(p + (8 + i) * ld)), 2);
-        v[i] = _mm512_inserti32x4(t, _mm_loadu_si128(reinterpret_cast<const __m128i*>(p + (12 + i) * ld)), 3);
-      }
-    } else {
-      for (int64_t i = 0; i < 4; ++i) {
-        __m512i t = _mm512_castsi128_si512(chunk(i, j));
-        t = _mm512_inserti32x4(t, chunk(4 + i, j), 1);
-        t = _mm512_inserti32x4(t, chunk(8 + i, j), 2);
-        v[i] = _mm512_inserti32x4(t, chunk(12 + i, j), 3);
-      }
-    }
-    const __m512i t0 = _mm512_unpacklo_epi32(v[0], v[1]), t1 = _mm512_unpackhi_epi32(v[0], v[1]);
-    const __m512i t2 = _mm512_unpacklo_epi32(v[2], v[3]), t3 = _mm512_unpackhi_epi32(v[2], v[3]);
-    _mm512_storeu_si512(dst + (4 * j + 0) * ostride, _mm512_unpacklo_epi64(t0, t2));
-    _mm512_storeu_si512(dst + (4 * j + 1) * ostride, _mm512_unpackhi_epi64(t0, t2));
-    _mm512_storeu_si512(dst + (4 * j + 2) * ostride, _mm512_unpacklo_epi64(t1, t3));
-    _mm512_storeu_si512(dst + (4 * j + 3) * ostride, _mm512_unpackhi_epi64(t1, t3));
-  }
-}
-
-void pack_vnni(const uint16_t* rows, int64_t ld, int64_t nrows, int64_t k, uint16_t* dst, int64_t pair_stride,
-               int64_t kblock_stride) {
-  const int64_t kblocks = (k + 31) / 32;
-  for (int64_t kb = 0; kb < kblocks; ++kb)
-    pack16x32(rows + kb * 32, ld, nrows, min_i64(32, k - kb * 32), dst + kb * kblock_stride, pair_stride);
-}
-
 void act_quant(const float* x, int64_t k, float divisor, int8_t* q, float* scale) {
   act_quant_t<V16>(x, k, divisor, q, scale);
 }
@@ -300,7 +287,9 @@ extern const qk::Kernels kQuantKernelsAvx512 = {"avx512",
                                                &abs_max_f16<V16>,
                                                &quant_s8_any<V16>,
                                                &quant_fp8_any<V16>,
-                                               &act_quant,
-                                               &pack_vnni};
+                                               &min_max_t<V16>,
+                                               &affine_codes_t<V16>,
+                                               &nearest_codes_t<V16>,
+                                               &act_quant};
 
 }  // namespace qdit::kernels::cpu

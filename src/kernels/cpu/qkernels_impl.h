@@ -5,7 +5,8 @@
 //
 // V provides: W (lanes); F (f32 vector), I (i32 vector), M (lane mask); loadf/load_bf16/load_s8
 // (to F), load_u8 (to I); storef, store_u16 / store_u8 (low bits of each I lane), store_s8
-// (saturating); set1/set1i; mul/div/add/min/max/abs; cvt_rne (F -> I, round half even), cvt_i2f;
+// (saturating); loadi (W int32); set1/set1i; mul/div/add/sub/min/max/abs; permute (table[idx], W
+// int32 entries); cvt_rne (F -> I, round half even), cvt_i2f;
 // castfi/castif; iand/ior/iadd/isub/isrl/isll/imin/imax; flt/funord/icmpgt/icmpeq (-> M);
 // fsel/isel(m, if_true, if_false); hmax; f16_round.
 #pragma once
@@ -323,6 +324,84 @@ float abs_max_plain(const void* x, bool bf16, int64_t n) {
 template <class V>
 float abs_max_f16(const void* x, bool bf16, int64_t n) {
   return abs_max_t<V, true>(x, bf16, n);
+}
+
+// ---- 4-bit quantize ----
+
+template <class V>
+void min_max_t(const float* x, int64_t n, float* mn, float* mx) {
+  constexpr int W = V::W;
+  float lo = x[0], hi = x[0];
+  int64_t i = 0;
+  if (n >= W) {
+    typename V::F vlo = V::loadf(x), vhi = vlo;
+    for (i = W; i + W <= n; i += W) {
+      const typename V::F v = V::loadf(x + i);
+      vlo = V::min(vlo, v);
+      vhi = V::max(vhi, v);
+    }
+    float l[W], h[W];
+    V::storef(l, vlo);
+    V::storef(h, vhi);
+    for (int j = 0; j < W; ++j) {
+      if (l[j] < lo) lo = l[j];
+      if (hi < h[j]) hi = h[j];
+    }
+  }
+  for (; i < n; ++i) {
+    if (x[i] < lo) lo = x[i];
+    if (hi < x[i]) hi = x[i];
+  }
+  *mn = lo;
+  *mx = hi;
+}
+
+template <class V>
+void affine_codes_t(const float* x, int64_t n, float mn, float s, uint8_t* out) {
+  constexpr int W = V::W;
+  const typename V::F vmn = V::set1(mn), vs = V::set1(s);
+  const typename V::I z = V::set1i(0), f = V::set1i(15);
+  auto code = [&](typename V::F v) { return V::imin(V::imax(V::cvt_rne(V::div(V::sub(v, vmn), vs)), z), f); };
+  int64_t i = 0;
+  for (; i + W <= n; i += W) V::store_u8(out + i, code(V::loadf(x + i)));
+  if (i < n) {
+    float tx[W] = {};
+    uint8_t to[W];
+    memcpy(tx, x + i, sizeof(float) * static_cast<size_t>(n - i));
+    V::store_u8(to, code(V::loadf(tx)));
+    memcpy(out + i, to, static_cast<size_t>(n - i));
+  }
+}
+
+template <class V>
+void nearest_codes_t(const float* x, int64_t n, float inv, const qdit::kernels::qk::NearestCodes& t, uint8_t* out) {
+  constexpr int W = V::W;
+  using F = typename V::F;
+  using I = typename V::I;
+  const F vinv = V::set1(inv), lo = V::set1(-1.0f), hi = V::set1(1.0f), zero = V::set1(0.0f);
+  F mids[15];
+  for (int j = 0; j < t.count; ++j) mids[j] = V::set1(t.mids[j]);
+  int32_t table[W] = {};
+  if (t.sign_bit)
+    for (int j = 0; j <= t.count && j < W; ++j) table[j] = t.code_of[j];
+  const I vtab = V::loadi(table), one = V::set1i(1), eight = V::set1i(8);
+  auto code = [&](F v) {
+    v = V::min(hi, V::max(lo, V::mul(v, vinv)));  // std::clamp order: NaN passes through
+    const F a = t.sign_bit ? V::abs(v) : v;
+    I c = V::set1i(0);
+    for (int j = 0; j < t.count; ++j) c = V::isel(V::flt(mids[j], a), V::iadd(c, one), c);
+    if (t.sign_bit) c = V::ior(V::permute(vtab, c), V::isel(V::flt(v, zero), eight, V::set1i(0)));
+    return c;
+  };
+  int64_t i = 0;
+  for (; i + W <= n; i += W) V::store_u8(out + i, code(V::loadf(x + i)));
+  if (i < n) {
+    float tx[W] = {};
+    uint8_t to[W];
+    memcpy(tx, x + i, sizeof(float) * static_cast<size_t>(n - i));
+    V::store_u8(to, code(V::loadf(tx)));
+    memcpy(out + i, to, static_cast<size_t>(n - i));
+  }
 }
 
 // Per-token activation quantization (int8dq): scale = max(amax / divisor, eps), q = sat(rne(x / s)).

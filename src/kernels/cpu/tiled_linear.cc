@@ -1,6 +1,6 @@
 // TiledLinear: GEMM over weights that are stored compactly and expanded on the fly (bf16 on CPUs
 // without a bf16 GEMM; quantized formats via their decoders): f32 tiles of output rows, or, for the
-// native bf16 GEMM, the whole weight decoded into oneDNN's blocked layout.
+// native bf16 GEMM, the whole weight decoded to bf16 for one GEMM.
 #include <algorithm>
 #include <cstring>
 #include <map>
@@ -13,7 +13,6 @@
 #include "qdit/kernels/cpu/dnnl_context.h"
 #include "qdit/core/parallel.h"
 #include "qdit/kernels/gemm.h"
-#include "qdit/kernels/quant_kernels.h"
 
 namespace qdit::kernels {
 
@@ -69,8 +68,8 @@ std::unique_ptr<WeightRowDecoder> make_bf16_row_decoder(const Tensor& weight_bf1
 }
 
 // A per-thread workspace that grows to the largest request and lives until the thread exits (the
-// decoded weight of the largest layer, and a block of decoded rows); page faults on a fresh buffer
-// each forward would cost as much as the decode.
+// decoded weight of the largest layer); page faults on a fresh buffer each forward would cost as
+// much as the decode.
 class ThreadBuffer {
  public:
   ~ThreadBuffer() { CpuAllocator::instance().deallocate(p_, bytes_, MemTag::Workspace); }
@@ -91,7 +90,6 @@ class ThreadBuffer {
 };
 
 thread_local ThreadBuffer t_weight_buffer;
-thread_local ThreadBuffer t_rows_buffer;
 
 struct TiledLinear::Impl {
   std::unique_ptr<WeightRowDecoder> decoder;
@@ -101,14 +99,13 @@ struct TiledLinear::Impl {
 
   dt tile_dt = dt::f32;  // bf16 when the CPU multiplies bf16 natively and compute is bf16
 
-  // bf16 tiles: the whole weight is decoded each forward into `wmd` and multiplied by one GEMM
-  // with a dense output. oneDNN's AMX/AVX-512 bf16 kernels (brgemm) take neither a column block of
-  // y as output (the f32 tiles' strided output sends them to the slower gemm:jit) nor plain
-  // weights without repacking them for every block of M; so decoded rows are packed straight into
-  // the blocked layout the kernel wants (BA16a<nb>b2a), or kept plain when it wants another.
+  // bf16 tiles: the whole weight is decoded each forward, as plain rows ([N, K] = [K, N] "ba"),
+  // and multiplied by one GEMM with a dense output. oneDNN's AMX/AVX-512 bf16 kernels (brgemm)
+  // take no column block of y as output (the f32 tiles' strided output sends them to the slower
+  // gemm:jit); plain weights they repack into their blocked layout block by block, once per
+  // block for all of M, measured as fast as pre-packed weights here and cheaper than packing
+  // the decoded rows ourselves.
   memory::desc wmd;
-  bool blocked = false;
-  int64_t nb = 0, kblock_stride = 0, nblock_stride = 0;
 
   dnnl::matmul prim(int64_t m, int64_t k, int64_t n_total, int64_t rows, Activation act, bool accumulate) const {
     std::lock_guard<std::mutex> lock(mu);
@@ -130,44 +127,10 @@ struct TiledLinear::Impl {
     return dnnl::matmul::primitive_desc(d, attr, dnnl_engine());
   }
 
-  // Chooses wmd for the bf16 path from the layout oneDNN prefers at a DiT-sized M.
-  void choose_layout(int64_t k, int64_t n) {
-    memory::desc src({1024, k}, dt::bf16, tag::ab), dst({1024, n}, dt::f32, tag::ab);
-    memory::desc any = make_pd(src, memory::desc({k, n}, dt::bf16, tag::any), dst, n, Activation::None, false)
-                           .weights_desc();
-    const auto& d = any.data;
-    const auto& b = d.format_desc.blocking;
-    blocked = d.format_kind == dnnl_blocked && d.offset0 == 0 && b.inner_nblks == 3 && b.inner_blks[0] == 16 &&
-              b.inner_idxs[0] == 0 && b.inner_idxs[1] == 1 && b.inner_blks[1] % 16 == 0 && b.inner_blks[2] == 2 &&
-              b.inner_idxs[2] == 0;
-    if (blocked) {
-      wmd = any;
-      nb = b.inner_blks[1];
-      kblock_stride = b.strides[0];
-      nblock_stride = b.strides[1];
-    } else {
-      wmd = memory::desc({k, n}, dt::bf16, tag::ba);
-    }
-  }
-
-  // The weight as wmd wants it, in this thread's workspace.
+  // The decoded weight, in this thread's workspace.
   const uint16_t* decode_weight(int64_t n, int64_t k) const {
-    auto* w = static_cast<uint16_t*>(t_weight_buffer.get(wmd.get_size()));
-    if (!blocked) {
-      parallel_for(n, 16, [&](int64_t r0, int64_t r1) { decoder->decode_rows_bf16(r0, r1, w + r0 * k); });
-      return w;
-    }
-    // 16 rows at a time, so that the decoded rows are still in L1/L2 when they are packed.
-    const qk::Kernels& kern = qk::get();
-    const int64_t groups = (n + nb - 1) / nb * (nb / 16);
-    parallel_for(groups, 4, [&](int64_t g0, int64_t g1) {
-      auto* rows = static_cast<uint16_t*>(t_rows_buffer.get(sizeof(uint16_t) * 16 * k));
-      for (int64_t g = g0; g < g1; ++g) {
-        const int64_t n0 = g * 16, cnt = std::clamp<int64_t>(n - n0, 0, 16);
-        if (cnt > 0) decoder->decode_rows_bf16(n0, n0 + cnt, rows);
-        kern.pack_vnni(rows, k, cnt, k, w + (n0 / nb) * nblock_stride + 2 * (n0 % nb), 2 * nb, kblock_stride);
-      }
-    });
+    auto* w = static_cast<uint16_t*>(t_weight_buffer.get(sizeof(uint16_t) * n * k));
+    parallel_for(n, 16, [&](int64_t r0, int64_t r1) { decoder->decode_rows_bf16(r0, r1, w + r0 * k); });
     return w;
   }
 };
@@ -182,7 +145,7 @@ TiledLinear::TiledLinear(std::unique_ptr<WeightRowDecoder> decoder, const Tensor
   }
   if (round_input_to_bf16 && native_bf16_gemm_available()) impl_->tile_dt = dt::bf16;
   if (impl_->tile_dt == dt::bf16) {
-    impl_->choose_layout(k, n);
+    impl_->wmd = memory::desc({k, n}, dt::bf16, tag::ba);
     tile_ = n;
   } else {
     // Keep the decoded f32 tile around 256 KiB so it stays in L2 while the GEMM streams over M.
