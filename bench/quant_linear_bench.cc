@@ -6,6 +6,7 @@
 // (bf16 time / this time, the median over iterations; > 1 is faster than bf16) is a ratio measured
 // side by side under the same machine load. GFLOPs counts 2*M*K*N per call. With one thread the times are the thread's CPU
 // time (a shared machine preempts the benchmark; CPU time leaves that out), else wall time.
+// BM_QLinearSmallM/<scheme>/M/K/N: the same for M = 1, 16, 64.
 // BM_Decode/<scheme>/N/K: one decode of the whole weight into bf16 rows (what a forward pays on top
 // of the GEMM), as weights per second.
 // BM_Quantize/<scheme>/<src dtype>/N/K: quantize_weight on a bf16 or f32 weight; s_per_Gparam is
@@ -142,6 +143,13 @@ void linear_shapes(benchmark::internal::Benchmark* b) {
 }
 
 // One thread: the benchmark thread's CPU time (robust to preemption); more: wall time.
+// Few tokens (a single image's pooled or text tokens, or small test sizes).
+void small_m_shapes(benchmark::internal::Benchmark* b) {
+  for (int64_t m : {1, 16, 64})
+    for (auto [k, n] : {std::pair<int64_t, int64_t>{1152, 1152}, {1152, 4608}}) b->Args({m, k, n});
+  b->Unit(benchmark::kMicrosecond)->UseManualTime();
+}
+
 void weight_shapes(benchmark::internal::Benchmark* b) {
   b->Args({1152, 1152})->Args({4608, 1152})->Args({1152, 4608})->Unit(benchmark::kMillisecond);
   if (!single_thread()) b->UseRealTime();
@@ -158,6 +166,9 @@ const bool registered = [] {
   for (const char* s : kLinearSchemes)
     benchmark::RegisterBenchmark((std::string("BM_QLinear/") + s).c_str(), BM_QLinear, std::string(s))
         ->Apply(linear_shapes);
+  for (const char* s : {"bf16", "int8dq", "int8wo", "int4wo", "nf4"})
+    benchmark::RegisterBenchmark((std::string("BM_QLinearSmallM/") + s).c_str(), BM_QLinear, std::string(s))
+        ->Apply(small_m_shapes);
   for (const char* s : kDecodeSchemes)
     benchmark::RegisterBenchmark((std::string("BM_Decode/") + s).c_str(), BM_Decode, std::string(s))
         ->Apply(weight_shapes);

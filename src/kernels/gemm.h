@@ -108,15 +108,12 @@ class PackedLinear : public LinearKernel {
 
 // W8A8 Linear (torchao int8dq): each token's activation row is quantized to int8 on the fly
 // (symmetric, scale = max(amax / act_divisor, f32 eps), round half even, clamp [-128, 127]) and
-// multiplied with pre-packed s8 weights by oneDNN's int8 GEMM (VNNI / AMX);
-// y = act((acc * w_scale[n]) * x_scale[m] + b), optionally added to y.
+// multiplied with pre-packed s8 weights by oneDNN's int8 GEMM (VNNI / AMX), a block of rows at a
+// time; y = act((acc * w_scale[n]) * x_scale[m] + b), optionally added to y.
 class Int8Linear : public LinearKernel {
  public:
-  // qweight: s8 [N, K]; w_scale: f32 [N]; bias: [N] or undefined. fused_epilogue = false runs the
-  // bias, activation and residual add as a separate pass after the GEMM (what CPUs whose oneDNN
-  // has no fused int8 kernel for them get automatically; exposed for tests).
-  Int8Linear(const Tensor& qweight, const Tensor& w_scale, const Tensor& bias, float act_divisor = 127.5f,
-             bool fused_epilogue = true);
+  // qweight: s8 [N, K]; w_scale: f32 [N]; bias: [N] or undefined.
+  Int8Linear(const Tensor& qweight, const Tensor& w_scale, const Tensor& bias, float act_divisor = 127.5f);
   ~Int8Linear() override;
   int64_t in_features() const override { return k_; }
   int64_t out_features() const override { return n_; }

@@ -100,6 +100,10 @@ struct Kernels {
   // torchao int4wo codes: out[i] = clamp(round_half_even((x[i] - mn) / s), 0, 15).
   void (*affine_codes)(const float* x, int64_t n, float mn, float s, uint8_t* out);
   void (*nearest_codes)(const float* x, int64_t n, float inv, const NearestCodes& t, uint8_t* out);
+  // Int8Linear's epilogue over rows x n values: v = t (times row_scale[i] unless null, plus bias[j]
+  // unless null), out = accumulate ? out + v : v. out may be t.
+  void (*epilogue_rows)(const float* t, int64_t rows, int64_t n, const float* row_scale, const float* bias,
+                        bool accumulate, float* out);
   // Per-token int8 (kernels::quantize_rows_s8, one row): scale = max(amax / divisor, f32 eps),
   // q = clamp(round_half_even(x * (1 / scale)), -128, 127).
   void (*act_quant_s8)(const float* x, int64_t k, float divisor, int8_t* q, float* scale);

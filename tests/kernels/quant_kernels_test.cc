@@ -330,6 +330,35 @@ TEST(QuantKernels, NearestCodes) {
       }
 }
 
+TEST(QuantKernels, Int8LinearEpilogue) {
+  for (Isa isa : isas())
+    for (int64_t n : {int64_t{1}, int64_t{17}, int64_t{64}, int64_t{100}})
+      for (int variant = 0; variant < 8; ++variant) {
+        const bool scale = variant & 4, bias = variant & 2, acc = variant & 1;
+        const int64_t rows = 3;
+        std::vector<float> t = random_floats(rows * n, 16, -5.0f, 5.0f), rs = random_floats(rows, 17, 0.01f, 0.1f),
+                           b = random_floats(n, 18, -1.0f, 1.0f), out = random_floats(rows * n, 19, -1.0f, 1.0f);
+        std::vector<float> want = out;
+        for (int64_t i = 0; i < rows; ++i)
+          for (int64_t j = 0; j < n; ++j) {
+            float v = t[i * n + j];
+            if (scale) v = v * rs[i];
+            if (bias) v = v + b[j];
+            want[i * n + j] = acc ? want[i * n + j] + v : v;
+          }
+        get(isa).epilogue_rows(t.data(), rows, n, scale ? rs.data() : nullptr, bias ? b.data() : nullptr, acc,
+                               out.data());
+        for (size_t i = 0; i < want.size(); ++i)
+          ASSERT_EQ(f32_bits(out[i]), f32_bits(want[i])) << isa_name(isa) << " variant " << variant << " n=" << n;
+        // In place.
+        get(isa).epilogue_rows(t.data(), rows, n, scale ? rs.data() : nullptr, bias ? b.data() : nullptr, false,
+                               t.data());
+        if (!acc) {
+          for (size_t i = 0; i < want.size(); ++i) ASSERT_EQ(f32_bits(t[i]), f32_bits(want[i]));
+        }
+      }
+}
+
 TEST(QuantKernels, PerTokenActivationQuantization) {
   for (Isa isa : isas())
     for (int64_t n : kLengths) {

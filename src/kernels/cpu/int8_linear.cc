@@ -1,6 +1,5 @@
 // Int8Linear: dynamic per-token int8 activations x pre-packed s8 weights through oneDNN's int8
-// matmul. The per-channel weight scale is oneDNN's output scale; the per-token activation scale,
-// the bias, the activation and the residual add are post-ops, so y is written once.
+// matmul, then the per-token scale, bias, activation and residual add.
 #include <algorithm>
 #include <cmath>
 #include <cstring>
@@ -24,17 +23,6 @@ using dt = dnnl::memory::data_type;
 using cpu::dnnl_engine;
 using cpu::dnnl_stream;
 
-namespace {
-
-struct Key {
-  int64_t m;
-  Activation act;
-  bool accumulate;
-  bool operator<(const Key& o) const { return std::tie(m, act, accumulate) < std::tie(o.m, o.act, o.accumulate); }
-};
-
-}  // namespace
-
 void quantize_rows_s8(const float* x, int64_t m, int64_t k, float divisor, int8_t* q, float* scales) {
   const qk::Kernels& kern = qk::get();
   parallel_for(m, 8, [&](int64_t r0, int64_t r1) {
@@ -42,59 +30,62 @@ void quantize_rows_s8(const float* x, int64_t m, int64_t k, float divisor, int8_
   });
 }
 
-// The problem is posed as a batch of one, [1, M, K] x [1, K, N] -> [1, M, N]: oneDNN's brgemm int8
-// matmul (AMX / VNNI) takes the per-token scale as a {1, M, 1} binary post-op in 3-D, while the
-// same scale as {M, 1} in 2-D sends it to the reference kernel (seconds per call). The weight
-// scales are constant output scales (runtime ones also push brgemm out). Where the CPU's oneDNN
-// still has no fused kernel, the GEMM only applies the two scales and a separate pass adds the
-// bias, the activation and the residual.
+// oneDNN's brgemm int8 matmul (AMX / VNNI) runs fastest on weights pre-packed in its blocked
+// layout, but in oneDNN 2.6 it takes the per-token scale neither as a {M, 1} binary post-op (that
+// sends it to the reference kernel: seconds per call) nor, with blocked weights, in a batched
+// 3-D form; runtime output scales also push it out. So the GEMM applies only the constant
+// per-channel weight scales, one block of rows at a time into a scratch that stays in L2, and the
+// epilogue runs on that block right after: * x_scale[m], + bias, the activation (oneDNN's eltwise,
+// the same code its post-ops run), + y. The order of operations is that of the post-op chain.
 struct Int8Linear::Impl {
   memory::desc packed_md;
   memory packed;
   std::vector<float> w_scale;
   Tensor bias;  // f32 [N] or undefined
   float divisor = 127.5f;
-  bool fused = true;
+  int64_t chunk = 0;  // rows per GEMM call
   mutable std::mutex mu;
-  struct Prim {
-    dnnl::matmul mm;
-    bool fused;  // bias, activation and accumulate are inside the primitive
-  };
-  mutable std::map<Key, Prim> prims;
+  mutable std::map<int64_t, dnnl::matmul> prims;  // by rows
+  mutable std::map<std::pair<int64_t, Activation>, dnnl::eltwise_forward> acts;
 
-  dnnl::matmul::primitive_desc make_pd(int64_t m, int64_t k, int64_t n, const memory::desc& wmd, Activation act,
-                                       bool accumulate, bool full_epilogue) const {
-    memory::desc src({1, m, k}, dt::s8, tag::abc), dst({1, m, n}, dt::f32, tag::abc);
+  dnnl::matmul::primitive_desc make_pd(int64_t m, int64_t k, int64_t n, const memory::desc& wmd) const {
+    memory::desc src({m, k}, dt::s8, tag::ab), dst({m, n}, dt::f32, tag::ab);
     dnnl::primitive_attr attr;
-    attr.set_output_scales(1 << 2, w_scale);
-    dnnl::post_ops po;
-    po.append_binary(dnnl::algorithm::binary_mul, memory::desc({1, m, 1}, dt::f32, tag::abc));
-    if (full_epilogue) {
-      if (bias.defined()) po.append_binary(dnnl::algorithm::binary_add, memory::desc({1, 1, n}, dt::f32, tag::abc));
-      po = cpu::make_post_ops(act, accumulate, po);
-    }
-    attr.set_post_ops(po);
+    attr.set_output_scales(1 << 1, w_scale);
     return dnnl::matmul::primitive_desc(dnnl::matmul::desc(src, wmd, dst), attr, dnnl_engine());
   }
 
-  Prim prim(int64_t m, int64_t k, int64_t n, Activation act, bool accumulate) const {
+  dnnl::matmul prim(int64_t m, int64_t k, int64_t n) const {
     std::lock_guard<std::mutex> lock(mu);
-    Key key{m, act, accumulate};
-    auto it = prims.find(key);
-    if (it != prims.end()) return it->second;
-    const bool trivial = !bias.defined() && act == Activation::None && !accumulate;
-    auto pd = make_pd(m, k, n, packed_md, act, accumulate, fused || trivial);
-    bool use_fused = fused || trivial;
-    if (use_fused && !trivial && std::string(pd.impl_info_str()).find("ref") != std::string::npos) {
-      pd = make_pd(m, k, n, packed_md, act, accumulate, false);
-      use_fused = false;
+    auto it = prims.find(m);
+    if (it == prims.end()) it = prims.emplace(m, dnnl::matmul(make_pd(m, k, n, packed_md))).first;
+    return it->second;
+  }
+
+  dnnl::eltwise_forward act(int64_t m, int64_t n, Activation a) const {
+    std::lock_guard<std::mutex> lock(mu);
+    auto it = acts.find({m, a});
+    if (it != acts.end()) return it->second;
+    dnnl::algorithm alg = dnnl::algorithm::eltwise_relu;
+    float alpha = 0.0f;
+    switch (a) {
+      case Activation::GeluTanh: alg = dnnl::algorithm::eltwise_gelu_tanh; break;
+      case Activation::GeluErf: alg = dnnl::algorithm::eltwise_gelu_erf; break;
+      case Activation::Silu:
+        alg = dnnl::algorithm::eltwise_swish;
+        alpha = 1.0f;
+        break;
+      case Activation::Relu:
+      case Activation::None: break;
     }
-    return prims.emplace(key, Prim{dnnl::matmul(pd), use_fused}).first->second;
+    memory::desc md({m, n}, dt::f32, tag::ab);
+    dnnl::eltwise_forward::desc d(dnnl::prop_kind::forward_inference, alg, md, alpha, 0.0f);
+    return acts.emplace(std::make_pair(m, a), dnnl::eltwise_forward(dnnl::eltwise_forward::primitive_desc(d, dnnl_engine())))
+        .first->second;
   }
 };
 
-Int8Linear::Int8Linear(const Tensor& qweight, const Tensor& w_scale, const Tensor& bias, float act_divisor,
-                       bool fused_epilogue)
+Int8Linear::Int8Linear(const Tensor& qweight, const Tensor& w_scale, const Tensor& bias, float act_divisor)
     : impl_(std::make_unique<Impl>()) {
   QDIT_CHECK(qweight.dim() == 2 && qweight.dtype() == DType::I8, "[int8 linear] weight must be s8 [N, K], got ",
              qweight.desc());
@@ -107,10 +98,11 @@ Int8Linear::Int8Linear(const Tensor& qweight, const Tensor& w_scale, const Tenso
     impl_->bias = bias.contiguous().to(DType::F32).reshape({n_}).clone(MemTag::Weights);
   }
   impl_->divisor = act_divisor;
-  impl_->fused = fused_epilogue;
+  // About 1 MiB of f32 scratch per block of rows (L2-resident), at least 64 rows for the GEMM.
+  impl_->chunk = std::max<int64_t>(64, (int64_t{1} << 18) / std::max<int64_t>(n_, 1) / 16 * 16);
   Tensor w = qweight.contiguous();
-  memory user({{1, k_, n_}, dt::s8, tag::acb}, dnnl_engine(), w.raw_data());
-  auto pd = impl_->make_pd(1024, k_, n_, memory::desc({1, k_, n_}, dt::s8, tag::any), Activation::None, false, true);
+  memory user({{k_, n_}, dt::s8, tag::ba}, dnnl_engine(), w.raw_data());
+  auto pd = impl_->make_pd(1024, k_, n_, memory::desc({k_, n_}, dt::s8, tag::any));
   impl_->packed_md = pd.weights_desc();
   void* buf = CpuAllocator::instance().allocate(impl_->packed_md.get_size(), MemTag::Weights);
   impl_->packed = memory(impl_->packed_md, dnnl_engine(), buf);
@@ -137,37 +129,33 @@ void Int8Linear::forward_into(const Tensor& x_in, Tensor& y, const GemmOptions& 
   if (m == 0) return;
   Tensor x = x_in.contiguous().to(DType::F32);
   Tensor q = Tensor::empty({m, k_}, DType::I8, MemTag::Workspace);
-  Tensor xs = Tensor::empty({m, 1}, DType::F32, MemTag::Workspace);
+  Tensor xs = Tensor::empty({m}, DType::F32, MemTag::Workspace);
   quantize_rows_s8(x.data<float>(), m, k_, impl_->divisor, q.data<int8_t>(), xs.data<float>());
 
-  const Impl::Prim prim = impl_->prim(m, k_, n_, opt.activation, opt.accumulate);
-  // Unfused: the GEMM writes (acc * w_scale) * x_scale to a scratch (or to y when nothing follows
-  // that needs y's old value), then the epilogue runs here.
-  const bool need_tmp = !prim.fused && opt.accumulate;
-  Tensor tmp = need_tmp ? Tensor::empty({m, n_}, DType::F32, MemTag::Workspace) : y;
-  std::unordered_map<int, memory> args{
-      {DNNL_ARG_SRC, memory({{1, m, k_}, dt::s8, tag::abc}, dnnl_engine(), q.raw_data())},
-      {DNNL_ARG_WEIGHTS, impl_->packed},
-      {DNNL_ARG_DST, memory({{1, m, n_}, dt::f32, tag::abc}, dnnl_engine(), tmp.raw_data())},
-      {DNNL_ARG_ATTR_MULTIPLE_POST_OP(0) | DNNL_ARG_SRC_1,
-       memory({{1, m, 1}, dt::f32, tag::abc}, dnnl_engine(), xs.raw_data())}};
-  if (prim.fused && impl_->bias.defined())
-    args.emplace(DNNL_ARG_ATTR_MULTIPLE_POST_OP(1) | DNNL_ARG_SRC_1,
-                 memory({{1, 1, n_}, dt::f32, tag::abc}, dnnl_engine(), impl_->bias.raw_data()));
-  prim.mm.execute(dnnl_stream(), args);
-  dnnl_stream().wait();
-  if (prim.fused) return;
+  const qk::Kernels& kern = qk::get();
+  const int64_t chunk = std::min(impl_->chunk, m);
+  Tensor tmp = Tensor::empty({chunk, n_}, DType::F32, MemTag::Workspace);
   const float* b = impl_->bias.defined() ? impl_->bias.data<float>() : nullptr;
-  const float* t = tmp.data<float>();
-  float* out = y.data<float>();
-  const int64_t n = n_;
-  parallel_for(m, std::max<int64_t>(1, 16384 / n), [&](int64_t r0, int64_t r1) {
-    for (int64_t i = r0; i < r1; ++i)
-      for (int64_t j = 0; j < n; ++j) {
-        const float v = apply_activation(opt.activation, t[i * n + j] + (b ? b[j] : 0.0f));
-        out[i * n + j] = opt.accumulate ? out[i * n + j] + v : v;
-      }
-  });
+  float* t = tmp.data<float>();
+  for (int64_t m0 = 0; m0 < m; m0 += chunk) {
+    const int64_t rows = std::min(chunk, m - m0);
+    float* out = y.data<float>() + m0 * n_;
+    dnnl::matmul p = impl_->prim(rows, k_, n_);
+    p.execute(dnnl_stream(), {{DNNL_ARG_SRC, memory({{rows, k_}, dt::s8, tag::ab}, dnnl_engine(), q.data<int8_t>() + m0 * k_)},
+                              {DNNL_ARG_WEIGHTS, impl_->packed},
+                              {DNNL_ARG_DST, memory({{rows, n_}, dt::f32, tag::ab}, dnnl_engine(), t)}});
+    dnnl_stream().wait();
+    const float* xsc = xs.data<float>() + m0;
+    if (opt.activation == Activation::None) {
+      kern.epilogue_rows(t, rows, n_, xsc, b, opt.accumulate, out);
+      continue;
+    }
+    kern.epilogue_rows(t, rows, n_, xsc, b, false, t);
+    memory tm({{rows, n_}, dt::f32, tag::ab}, dnnl_engine(), t);
+    impl_->act(rows, n_, opt.activation).execute(dnnl_stream(), {{DNNL_ARG_SRC, tm}, {DNNL_ARG_DST, tm}});
+    dnnl_stream().wait();
+    kern.epilogue_rows(t, rows, n_, nullptr, nullptr, opt.accumulate, out);
+  }
 }
 
 }  // namespace qdit::kernels

@@ -195,6 +195,7 @@ extern const qk::Kernels kQuantKernelsAvx2 = {"avx2",
                                              &min_max_t<V8>,
                                              &affine_codes_t<V8>,
                                              &nearest_codes_t<V8>,
+                                             &epilogue_rows_t<V8>,
                                              &act_quant};
 
 }  // namespace qdit::kernels::cpu

@@ -290,6 +290,7 @@ extern const qk::Kernels kQuantKernelsAvx512 = {"avx512",
                                                &min_max_t<V16>,
                                                &affine_codes_t<V16>,
                                                &nearest_codes_t<V16>,
+                                               &epilogue_rows_t<V16>,
                                                &act_quant};
 
 }  // namespace qdit::kernels::cpu

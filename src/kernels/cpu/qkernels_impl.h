@@ -404,6 +404,50 @@ void nearest_codes_t(const float* x, int64_t n, float inv, const qdit::kernels::
   }
 }
 
+// ---- Int8Linear epilogue ----
+
+template <class V, bool kScale, bool kBias, bool kAcc>
+void epilogue_t(const float* t, int64_t rows, int64_t n, const float* row_scale, const float* bias, float* out) {
+  constexpr int W = V::W;
+  for (int64_t i = 0; i < rows; ++i) {
+    const float* ti = t + i * n;
+    float* oi = out + i * n;
+    const float rs = kScale ? row_scale[i] : 1.0f;
+    const typename V::F vs = V::set1(rs);
+    int64_t j = 0;
+    for (; j + W <= n; j += W) {
+      typename V::F v = V::loadf(ti + j);
+      if constexpr (kScale) v = V::mul(v, vs);
+      if constexpr (kBias) v = V::add(v, V::loadf(bias + j));
+      if constexpr (kAcc) v = V::add(V::loadf(oi + j), v);
+      V::storef(oi + j, v);
+    }
+    for (; j < n; ++j) {
+      float v = ti[j];
+      if constexpr (kScale) v = v * rs;
+      if constexpr (kBias) v = v + bias[j];
+      if constexpr (kAcc) v = oi[j] + v;
+      oi[j] = v;
+    }
+  }
+}
+
+template <class V>
+void epilogue_rows_t(const float* t, int64_t rows, int64_t n, const float* row_scale, const float* bias, bool acc,
+                     float* out) {
+  const int sel = (row_scale ? 4 : 0) | (bias ? 2 : 0) | (acc ? 1 : 0);
+  switch (sel) {
+    case 0: return epilogue_t<V, false, false, false>(t, rows, n, row_scale, bias, out);
+    case 1: return epilogue_t<V, false, false, true>(t, rows, n, row_scale, bias, out);
+    case 2: return epilogue_t<V, false, true, false>(t, rows, n, row_scale, bias, out);
+    case 3: return epilogue_t<V, false, true, true>(t, rows, n, row_scale, bias, out);
+    case 4: return epilogue_t<V, true, false, false>(t, rows, n, row_scale, bias, out);
+    case 5: return epilogue_t<V, true, false, true>(t, rows, n, row_scale, bias, out);
+    case 6: return epilogue_t<V, true, true, false>(t, rows, n, row_scale, bias, out);
+    default: return epilogue_t<V, true, true, true>(t, rows, n, row_scale, bias, out);
+  }
+}
+
 // Per-token activation quantization (int8dq): scale = max(amax / divisor, eps), q = sat(rne(x / s)).
 template <class V>
 void act_quant_t(const float* x, int64_t k, float divisor, int8_t* q, float* scale) {
