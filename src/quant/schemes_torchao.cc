@@ -347,33 +347,39 @@ class Float8 : public Scheme {
     const Tensor src = w.contiguous();
     const bool bf = src.dtype() == DType::BF16;
     const kernels::qk::Kernels& kern = kernels::qk::get();
+    std::vector<float> scale(static_cast<size_t>(per_row_ ? n : 1));
+    Tensor data = Tensor::empty({n, k}, code_dtype(), MemTag::Weights);
+    auto codes_of = [&](int64_t i, float s) {
+      uint8_t* codes = data.data<uint8_t>() + i * k;
+      if (s == 0.0f) {
+        std::memset(codes, 0, static_cast<size_t>(k));  // fp8 code of 0.0
+        return;
+      }
+      kernels::qk::QuantFp8Params p;
+      p.s = s;
+      p.fmax = fmax();
+      p.e5m2 = e5m2_;
+      kern.quant_fp8(row_ptr(src, i), bf, k, p, codes);
+    };
+    if (per_row_) {  // one pass: each row's scale, then its codes
+      parallel_rows(n, k, [&](int64_t r0, int64_t r1) {
+        for (int64_t i = r0; i < r1; ++i) {
+          scale[i] = r(kern.abs_max(row_ptr(src, i), bf, k) / fmax());
+          codes_of(i, scale[i]);
+        }
+      });
+      return parts(w, data, scale);
+    }
+    // Per tensor: the amax is the max of the rows' (max is exact and ignores NaN either way).
     std::vector<float> amax(static_cast<size_t>(n));
     parallel_rows(n, k, [&](int64_t r0, int64_t r1) {
       for (int64_t i = r0; i < r1; ++i) amax[i] = kern.abs_max(row_ptr(src, i), bf, k);
     });
-    // The tensor's amax is the max of the rows' (max is exact and ignores NaN either way).
-    std::vector<float> scale(static_cast<size_t>(per_row_ ? n : 1));
-    if (per_row_) {
-      for (int64_t i = 0; i < n; ++i) scale[i] = r(amax[i] / fmax());
-    } else {
-      float a = 0.0f;
-      for (float v : amax) a = std::max(a, v);
-      scale[0] = r(a / fmax());
-    }
-    Tensor data = Tensor::empty({n, k}, code_dtype(), MemTag::Weights);
+    float a = 0.0f;
+    for (float v : amax) a = std::max(a, v);
+    scale[0] = r(a / fmax());
     parallel_rows(n, k, [&](int64_t r0, int64_t r1) {
-      for (int64_t i = r0; i < r1; ++i) {
-        uint8_t* codes = data.data<uint8_t>() + i * k;
-        kernels::qk::QuantFp8Params p;
-        p.s = scale[per_row_ ? i : 0];
-        if (p.s == 0.0f) {
-          std::memset(codes, 0, static_cast<size_t>(k));  // fp8 code of 0.0
-          continue;
-        }
-        p.fmax = fmax();
-        p.e5m2 = e5m2_;
-        kern.quant_fp8(row_ptr(src, i), bf, k, p, codes);
-      }
+      for (int64_t i = r0; i < r1; ++i) codes_of(i, scale[0]);
     });
     return parts(w, data, scale);
   }

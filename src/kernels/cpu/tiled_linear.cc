@@ -5,13 +5,13 @@
 #include <cstring>
 #include <map>
 #include <mutex>
-#include <vector>
 #include <oneapi/dnnl/dnnl.hpp>
+#include <vector>
 
 #include "qdit/core/error.h"
+#include "qdit/core/parallel.h"
 #include "qdit/kernels/cpu/convert.h"
 #include "qdit/kernels/cpu/dnnl_context.h"
-#include "qdit/core/parallel.h"
 #include "qdit/kernels/gemm.h"
 
 namespace qdit::kernels {
