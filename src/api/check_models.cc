@@ -19,6 +19,7 @@ namespace {
 nn::ModuleContext context_for(const CheckOptions& opt, const std::string& component) {
   nn::ModuleContext ctx;
   ctx.compute = opt.compute;
+  ctx.fuse_qkv = opt.fuse_qkv;
   return nn::context_for_component(ctx, opt.quant, component);
 }
 

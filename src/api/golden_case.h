@@ -32,6 +32,7 @@ struct GoldenCase {
 struct CheckOptions {
   DType compute = DType::F32;
   quant::PipelineQuantConfig quant;  // quantize components on load (per case component name)
+  bool fuse_qkv = false;              // q/k/v projections as one GEMM
   std::optional<double> tolerance;  // overrides the per-kind default (relative to max(1, max|ref|))
   bool verbose = false;
 };

@@ -50,6 +50,7 @@ class LazyBlocks {
     }
     ModuleContext check = ctx;
     check.linear_factory = shape_checking_factory(ctx.linear_factory);
+    check.fuse_qkv = false;  // the same tensors and shapes, without concatenating their data
     for (int64_t i = 0; i < count; ++i) {
       (void)s_->build(parent.sub(name, i), i, check);
       src->drop_pages(s_->prefix(i));

@@ -44,6 +44,17 @@ Linear::Linear(const WeightBinder& parent, const std::string& name, int64_t in, 
   kernel_ = ctx.linear_factory->make(path_, w, bb, ctx.compute);
 }
 
+Linear Linear::from_weights(const std::string& path, const std::vector<std::string>& members, const Tensor& weight,
+                            const Tensor& bias, const ModuleContext& ctx) {
+  QDIT_CHECK(weight.dim() == 2, "[linear] ", path, ": weight must be [out, in], got ", weight.desc());
+  Linear l;
+  l.in_ = weight.size(1);
+  l.out_ = weight.size(0);
+  l.path_ = path;
+  l.kernel_ = ctx.linear_factory->make_fused(path, members, weight, bias, ctx.compute);
+  return l;
+}
+
 Tensor Linear::operator()(const Tensor& x, const kernels::GemmOptions& opt) const {
   QDIT_CHECK(kernel_, "[linear] ", path_, " has no weights bound");
   return kernel_->forward(x, opt);

@@ -105,6 +105,18 @@ nlohmann::json stored_quantization_json(const StoredQuantization& s) {
   return j;
 }
 
+std::unique_ptr<kernels::LinearKernel> QuantizingLinearFactory::make_fused(const std::string& path,
+                                                                           const std::vector<std::string>& members,
+                                                                           const Tensor& weight, const Tensor& bias,
+                                                                           DType compute) const {
+  for (const auto& m : members)
+    if (quant::module_excluded(m, rule_.exclude)) {
+      if (record_only_) return std::make_unique<UnbuiltLinear>(path, weight.size(1), weight.size(0));
+      return LinearFactory::make(path, weight, bias, compute);
+    }
+  return make(path, weight, bias, compute);
+}
+
 ModuleContext context_for_component(const ModuleContext& base, const quant::PipelineQuantConfig& cfg,
                                     const std::string& component, QuantizingLinearFactory::Sink sink,
                                     const io::JsonConfig* component_config) {

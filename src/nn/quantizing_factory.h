@@ -23,6 +23,9 @@ class QuantizingLinearFactory : public LinearFactory {
   QuantizingLinearFactory(quant::ComponentQuant rule, Sink sink = {}, bool record_only = false);
   std::unique_ptr<kernels::LinearKernel> make(const std::string& path, const Tensor& weight, const Tensor& bias,
                                               DType compute) const override;
+  std::unique_ptr<kernels::LinearKernel> make_fused(const std::string& path, const std::vector<std::string>& members,
+                                                    const Tensor& weight, const Tensor& bias,
+                                                    DType compute) const override;
 
  private:
   quant::ComponentQuant rule_;

@@ -59,3 +59,21 @@ TEST(GoldenCaseErrors, MissingFolderAndUnknownKindAreReported) {
 }
 
 }  // namespace
+
+// --fuse-qkv: every case still matches diffusers at float32 with the same tolerances.
+class GoldenCaseFused : public ::testing::TestWithParam<const char*> {};
+
+TEST_P(GoldenCaseFused, MatchesReferenceWithFusedProjections) {
+  const std::string dir = std::string(QDIT_TEST_DATA_DIR) + "/golden/" + GetParam();
+  qdit::api::CheckOptions opt;
+  opt.fuse_qkv = true;
+  qdit::api::CheckReport r = qdit::api::run_case(dir, opt);
+  EXPECT_TRUE(r.pass()) << r.str();
+}
+
+INSTANTIATE_TEST_SUITE_P(All, GoldenCaseFused,
+                         ::testing::Values("transformer_pixart_sigma", "transformer_sd3", "transformer_flux_guidance",
+                                           "transformer_auraflow", "text_encoder_t5", "text_encoder_umt5",
+                                           "text_encoder_clip_g_withproj", "pipeline_pixart_sigma_text",
+                                           "pipeline_sd3_text", "pipeline_flux_dev_text", "pipeline_auraflow_text"),
+                         [](const auto& info) { return std::string(info.param); });

@@ -31,7 +31,8 @@ void usage() {
   std::printf(
       "usage: qdit generate [--model DIR] --prompt TEXT [--negative-prompt TEXT] [--steps N] [--guidance G]\n"
       "                     [--seed S] [--width W --height H] [--max-sequence-length L]\n"
-      "                     [--latents FILE.safetensors] [--dtype f32|bf16] [--threads N] [--quant SPEC ...]\n"
+      "                     [--latents FILE.safetensors] [--dtype f32|bf16] [--threads N] [--fuse-qkv]\n"
+      "                     [--quant SPEC ...]\n"
       "                     [--batch N] [--offload none|model|blocks] [--offload-group N] [--max-memory SIZE]\n"
       "                     [--report FILE.json] --out FILE.png\n"
       "With no --model, the built-in tiny PixArt-Sigma pipeline (random weights) at %s is used.\n%s"
@@ -132,6 +133,7 @@ int cmd_generate(int argc, char** argv) {
       offload_given = true;
     }
     else if (a == "--threads") set_num_threads(static_cast<int>(number(to_int)));
+    else if (a == "--fuse-qkv") popt.ctx.fuse_qkv = true;
     else if (a == "--dtype") {
       const std::string d = value();
       auto dt = dtype_from_name(d);

@@ -23,6 +23,9 @@ const Command kCommands[] = {
 #ifdef QDIT_HAVE_CMD_GENERATE
     {"generate", qdit::cli::cmd_generate, "generate --prompt TEXT --out FILE.png [...]: text-to-image"},
 #endif
+#ifdef QDIT_HAVE_CMD_MAKE_MODEL
+    {"make-model", qdit::cli::cmd_make_model, "make-model --arch A --out DIR [--tiny]: write a pipeline with random weights"},
+#endif
 #ifdef QDIT_HAVE_CMD_CHECK
     {"check", qdit::cli::cmd_check,
      "check CASE_DIR [--dtype f32|bf16] [--quant SPEC] [--tolerance T]: compare with a reference case"},

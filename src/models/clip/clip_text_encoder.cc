@@ -144,9 +144,8 @@ ClipTextEncoder::ClipTextEncoder(const ModelSource& src, bool with_projection) :
         Layer l;
         l.layer_norm1 = nn::LayerNorm(lb, "layer_norm1", hidden, eps);
         l.layer_norm2 = nn::LayerNorm(lb, "layer_norm2", hidden, eps);
-        l.q_proj = nn::Linear(attn, "q_proj", hidden, hidden, true, c);
-        l.k_proj = nn::Linear(attn, "k_proj", hidden, hidden, true, c);
-        l.v_proj = nn::Linear(attn, "v_proj", hidden, hidden, true, c);
+        l.qkv = nn::LinearGroup(attn, {"q_proj", "k_proj", "v_proj"}, "qkv_proj", hidden, {hidden, hidden, hidden},
+                                true, c);
         l.out_proj = nn::Linear(attn, "out_proj", hidden, hidden, true, c);
         l.fc1 = nn::Linear(lb.sub("mlp"), "fc1", hidden, inter, true, c);
         l.fc2 = nn::Linear(lb.sub("mlp"), "fc2", inter, hidden, true, c);
@@ -165,8 +164,8 @@ ClipTextEncoder::ClipTextEncoder(const ModelSource& src, bool with_projection) :
 }
 
 size_t ClipTextEncoder::Layer::weight_bytes() const {
-  size_t n = static_cast<size_t>(4 * q_proj.in_features()) * sizeof(float);  // two LayerNorms
-  for (const nn::Linear* lin : {&q_proj, &k_proj, &v_proj, &out_proj, &fc1, &fc2}) n += lin->weight_bytes();
+  size_t n = static_cast<size_t>(4 * out_proj.out_features()) * sizeof(float) + qkv.weight_bytes();  // + 2 LayerNorms
+  for (const nn::Linear* lin : {&out_proj, &fc1, &fc2}) n += lin->weight_bytes();
   return n;
 }
 
@@ -206,7 +205,8 @@ Tensor ClipTextEncoder::embed(const std::vector<int64_t>& ids, int64_t batch, in
 // Pre-LN block, in place on x: x += out_proj(attn(LN1 x)); x += fc2(act(fc1(LN2 x))).
 void ClipTextEncoder::run_layer(const Layer& l, Tensor& x, const Tensor& mask) const {
   Tensor h = l.layer_norm1(x);
-  Tensor q = l.q_proj(h), k = l.k_proj(h), v = l.v_proj(h);
+  std::vector<Tensor> qkv = l.qkv(h);
+  Tensor q = qkv[0], k = qkv[1], v = qkv[2];
   Tensor a = nn::multi_head_attention(q, k, v, heads_, &mask, 0.0f, compute_);
   l.out_proj.forward_into(a, x, {kernels::Activation::None, /*accumulate=*/true});
   h = l.layer_norm2(x);

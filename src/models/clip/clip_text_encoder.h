@@ -10,6 +10,7 @@
 #include "qdit/nn/layers.h"
 #include "qdit/nn/lazy_blocks.h"
 #include "qdit/nn/linear.h"
+#include "qdit/nn/linear_group.h"
 
 namespace qdit::models {
 
@@ -46,7 +47,8 @@ class ClipTextEncoder : public TextEncoder {
  private:
   struct Layer {
     nn::LayerNorm layer_norm1, layer_norm2;
-    nn::Linear q_proj, k_proj, v_proj, out_proj, fc1, fc2;
+    nn::LinearGroup qkv;  // q_proj, k_proj, v_proj
+    nn::Linear out_proj, fc1, fc2;
     size_t weight_bytes() const;
   };
 

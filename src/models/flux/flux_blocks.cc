@@ -33,22 +33,24 @@ QKVProjection::QKVProjection(const nn::WeightBinder& a, bool added, int64_t dim,
                              const nn::ModuleContext& ctx)
     : heads_(heads) {
   const int64_t head_dim = dim / heads;
-  q_ = nn::Linear(a, added ? "add_q_proj" : "to_q", dim, dim, true, ctx);
-  k_ = nn::Linear(a, added ? "add_k_proj" : "to_k", dim, dim, true, ctx);
-  v_ = nn::Linear(a, added ? "add_v_proj" : "to_v", dim, dim, true, ctx);
+  const std::vector<std::string> names = added ? std::vector<std::string>{"add_q_proj", "add_k_proj", "add_v_proj"}
+                                               : std::vector<std::string>{"to_q", "to_k", "to_v"};
+  qkv_ = nn::LinearGroup(a, names, added ? "to_added_qkv" : "to_qkv", dim, {dim, dim, dim}, true, ctx);
+  dim_ = dim;
   norm_q_ = nn::RMSNorm(a, added ? "norm_added_q" : "norm_q", head_dim, kNormEps);
   norm_k_ = nn::RMSNorm(a, added ? "norm_added_k" : "norm_k", head_dim, kNormEps);
 }
 
 void QKVProjection::operator()(const Tensor& h, Tensor& q, Tensor& k, Tensor& v) const {
-  const int64_t b = h.size(0), s = h.size(1), d = q_.out_features();
+  const int64_t b = h.size(0), s = h.size(1), d = dim_;
   const Shape split{b, s, heads_, d / heads_};
-  q = norm_q_(q_(h).reshape(split));  // RMSNorm over the last dim = per head
-  k = norm_k_(k_(h).reshape(split));
-  v = v_(h);
+  std::vector<Tensor> qkv = qkv_(h);
+  q = norm_q_(qkv[0].reshape(split));  // RMSNorm over the last dim = per head
+  k = norm_k_(qkv[1].reshape(split));
+  v = qkv[2];
 }
 
-size_t QKVProjection::weight_bytes() const { return q_.weight_bytes() + k_.weight_bytes() + v_.weight_bytes(); }
+size_t QKVProjection::weight_bytes() const { return qkv_.weight_bytes(); }
 
 DoubleBlock::DoubleBlock(const nn::WeightBinder& b, int64_t dim, int64_t heads, const nn::ModuleContext& ctx)
     : dim_(dim), heads_(heads), compute_(ctx.compute) {

@@ -11,6 +11,7 @@
 #include "qdit/models/flux/flux_rope.h"
 #include "qdit/nn/layers.h"
 #include "qdit/nn/linear.h"
+#include "qdit/nn/linear_group.h"
 
 namespace qdit::models::flux {
 
@@ -27,7 +28,8 @@ class QKVProjection {
 
  private:
   int64_t heads_ = 0;
-  nn::Linear q_, k_, v_;
+  nn::LinearGroup qkv_;  // to_q/k/v or add_q/k/v_proj
+  int64_t dim_ = 0;
   nn::RMSNorm norm_q_, norm_k_;
 };
 

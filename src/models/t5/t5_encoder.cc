@@ -110,9 +110,7 @@ T5Encoder::Block T5Encoder::build_block(const T5Config& cfg, const nn::WeightBin
   nn::WeightBinder attn = b.sub("layer.0"), ff = b.sub("layer.1");
   nn::WeightBinder sa = attn.sub("SelfAttention"), dense = ff.sub("DenseReluDense");
   blk.attn_norm = nn::RMSNorm(attn, "layer_norm", d, cfg.eps);
-  blk.q = nn::Linear(sa, "q", d, inner, false, ctx);
-  blk.k = nn::Linear(sa, "k", d, inner, false, ctx);
-  blk.v = nn::Linear(sa, "v", d, inner, false, ctx);
+  blk.qkv = nn::LinearGroup(sa, {"q", "k", "v"}, "qkv", d, {inner, inner, inner}, false, ctx);
   blk.o = nn::Linear(sa, "o", inner, d, false, ctx);
   if (i == 0 || cfg.umt5)
     blk.rel_bias = nn::to_f32_param(sa.get("relative_attention_bias.weight", {cfg.num_buckets, cfg.num_heads}));
@@ -125,7 +123,8 @@ T5Encoder::Block T5Encoder::build_block(const T5Config& cfg, const nn::WeightBin
 
 size_t T5Encoder::Block::weight_bytes() const {
   size_t n = static_cast<size_t>(2 * d_model + (rel_bias.defined() ? rel_bias.numel() : 0)) * sizeof(float);
-  for (const nn::Linear* l : {&q, &k, &v, &o, &wi0, &wi1, &wo}) n += l->weight_bytes();
+  n += qkv.weight_bytes();
+  for (const nn::Linear* l : {&o, &wi0, &wi1, &wo}) n += l->weight_bytes();
   return n;
 }
 
@@ -177,7 +176,8 @@ TextEncoderOutput T5Encoder::encode(const Tensor& ids, const Tensor& attention_m
 
     // Self-attention: no 1/sqrt(d) scaling in T5; the residual add is fused into the o GEMM.
     Tensor h = blk.attn_norm(x);
-    Tensor a = nn::multi_head_attention(blk.q(h), blk.k(h), blk.v(h), heads, &bias, 1.0f, compute_);
+    const std::vector<Tensor> qkv = blk.qkv(h);
+    Tensor a = nn::multi_head_attention(qkv[0], qkv[1], qkv[2], heads, &bias, 1.0f, compute_);
     blk.o.forward_into(a, x, residual);
 
     // Feed-forward: wo(act(wi_0 h) * wi_1 h), or wo(act(wi h)).

@@ -10,6 +10,7 @@
 #include "qdit/nn/layers.h"
 #include "qdit/nn/lazy_blocks.h"
 #include "qdit/nn/linear.h"
+#include "qdit/nn/linear_group.h"
 #include "qdit/nn/weight_binder.h"
 
 namespace qdit::models {
@@ -51,7 +52,8 @@ class T5Encoder : public TextEncoder {
  private:
   struct Block {
     nn::RMSNorm attn_norm, ff_norm;
-    nn::Linear q, k, v, o;
+    nn::LinearGroup qkv;  // q, k, v
+    nn::Linear o;
     Tensor rel_bias;  // f32 [num_buckets, heads]; T5: block 0 only
     nn::Linear wi0, wi1, wo;  // wi0 is "wi" when not gated
     int64_t d_model = 0;
