@@ -1,5 +1,7 @@
 #include "qdit/pipelines/common.h"
 
+#include <malloc.h>
+
 #include <algorithm>
 #include <cmath>
 #include <random>
@@ -84,8 +86,12 @@ Tensor initial_latents(const GenerateRequest& req, Shape shape, const char* who)
   return l;
 }
 
-PhaseTimer::PhaseTimer(std::string name)
-    : name_(std::move(name)), start_(std::chrono::steady_clock::now()), rss_(std::make_unique<RssPeakMeter>()) {
+PhaseTimer::PhaseTimer(std::string name) : name_(std::move(name)), start_(std::chrono::steady_clock::now()) {
+#ifdef __GLIBC__
+  // Hand freed heap pages back first, so a phase's RSS peak is its own, not the previous phase's.
+  malloc_trim(0);
+#endif
+  rss_ = std::make_unique<RssPeakMeter>();
   CpuAllocator::instance().reset_peaks();
 }
 
