@@ -148,52 +148,75 @@ MemoryPrediction predict_memory(const std::string& path, const PlanRequest& req_
 
   using pipelines::Offload;
   const Offload mode = req.offload;
-  size_t all_resident = 0;
-  for (const auto& c : p.components) all_resident += c.resident();
-  // Weights of one component while its phase runs (the worst moment) and while it loads.
-  auto running = [&](const ComponentWeights& c, bool streamable) {
-    if (mode == Offload::Blocks && streamable && !c.stacks.empty()) return c.streamed_peak(req.group);
-    return c.resident();
+  size_t all_tracked = 0, all_mapped = 0;
+  for (const auto& c : p.components) {
+    all_tracked += c.tracked();
+    all_mapped += c.mapped();
+  }
+  // One component's weights while its phase runs and while it is built, as (tracked, mapped).
+  struct Use {
+    size_t run_tracked, run_mapped, load_tracked, load_mapped;
   };
-  auto loading = [&](const ComponentWeights& c, bool streamable) {
-    if (mode == Offload::Blocks && streamable && !c.stacks.empty()) return c.other_resident + c.other_source;
-    return c.resident() + c.largest_source();
+  auto use = [&](const ComponentWeights& c, bool streamable) -> Use {
+    if (mode == Offload::None) return {all_tracked, all_mapped, all_tracked, 0};
+    if (mode == Offload::Blocks && streamable && !c.stacks.empty())
+      return {c.streamed_tracked(req.group), c.streamed_mapped(req.group), c.other_tracked + c.other_transient,
+              c.other_source};
+    return {c.tracked(), c.mapped(), c.tracked() + c.largest_transient(), c.largest_source()};
   };
-  auto phase = [&](const std::string& name, size_t weights, size_t act) {
-    PhasePrediction ph{name, weights, act, weights + act, 0};
+  auto phase = [&](const std::string& name, const Use& u, size_t act) {
+    PhasePrediction ph;
+    ph.name = name;
+    ph.activations = act;
+    const size_t run = u.run_tracked + act + u.run_mapped, load = u.load_tracked + u.load_mapped;
+    ph.weights = u.run_tracked;
+    ph.mapped = run >= load ? u.run_mapped : u.load_mapped;
+    ph.tracked = std::max(u.run_tracked + act, u.load_tracked);
+    ph.rss = std::max(run, load);  // the baseline is added below
     p.phases.push_back(ph);
   };
 
-  // Text embeddings kept from encoding through denoising: each prompt's output, and the
-  // (negative, positive) batch the transformer reads.
+  // Text embeddings: each prompt's output from encoding on, the (negative, positive) x images
+  // batch the transformer reads from denoising on; both are held until the run ends.
   const size_t prompts = fam.cfg ? 2 : 1;
-  const size_t embeds = static_cast<size_t>(fam.text_len * fam.embed_width) * 4 * (prompts + prompts * req.batch);
+  const size_t per_prompt = static_cast<size_t>(fam.text_len * fam.embed_width) * 4;
+  const size_t embeds = per_prompt * (prompts + prompts * req.batch);
 
   if (mode == Offload::None) {
     size_t so_far = 0, peak = 0;
+    size_t tracked_peak = 0;
     for (const auto& c : p.components) {
-      peak = std::max(peak, so_far + c.resident() + c.largest_source());
-      so_far += c.resident();
+      peak = std::max(peak, so_far + c.tracked() + c.largest_transient() + c.largest_source());
+      tracked_peak = std::max(tracked_peak, so_far + c.tracked() + c.largest_transient());
+      so_far += c.tracked();
     }
-    phase("loading", peak, 0);
+    PhasePrediction ph;
+    ph.name = "loading";
+    ph.weights = all_tracked;
+    ph.tracked = tracked_peak;
+    ph.mapped = peak - tracked_peak;
+    ph.rss = peak;
+    p.phases.push_back(ph);
   }
 
-  // Text encoding: the encoders one after the other (SD3 runs three).
+  // Text encoding: the encoders one after the other (SD3 runs three); while the negative prompt
+  // is encoded, the positive one's output is held.
   {
-    size_t weights = 0, act_peak = 0, best = 0;
+    PhasePrediction worst;
     for (const EncoderUse& e : fam.encoders) {
       const ComponentWeights* c = find(p.components, e.component);
       if (!c) continue;
+      const io::ModelFolder& f = folder_of(e.component);
       ActivationContext actx{req.compute, c->gemm_input_bytes};
-      const size_t act = text_encoder_activation_peak(folder_of(e.component), e.seq, e.hidden_states, actx);
-      const size_t w = mode == Offload::None ? all_resident : std::max(running(*c, true), loading(*c, true));
-      if (w + act > best) {
-        best = w + act;
-        weights = w;
-        act_peak = act;
-      }
+      const size_t held = (prompts - 1) * static_cast<size_t>(e.seq) *
+                          static_cast<size_t>(f.config().get_or<int64_t>("d_model", f.config().get_or<int64_t>(
+                                                                                          "hidden_size", 0))) * 4;
+      phase("text_encoding", use(*c, true), text_encoder_activation_peak(f, e.seq, e.hidden_states, actx) + held);
+      if (p.phases.back().rss >= worst.rss) worst = p.phases.back();
+      p.phases.pop_back();
     }
-    phase("text_encoding", weights, act_peak + embeds);
+    worst.name = "text_encoding";
+    p.phases.push_back(worst);
   }
 
   // Denoising: the transformer on (both CFG halves of) the batch, plus the loop's latents.
@@ -201,20 +224,16 @@ MemoryPrediction predict_memory(const std::string& path, const PlanRequest& req_
     ActivationContext actx{req.compute, transformer->gemm_input_bytes};
     const size_t act = transformer_activation_peak(folder_of("transformer"), dit_batch, lh, lw, fam.text_len, actx);
     const size_t latent = static_cast<size_t>(dit_batch * lh * lw) * 16 * 4 * 4;  // latents, CFG copies, scheduler
-    const size_t w = mode == Offload::None ? all_resident
-                                           : std::max(running(*transformer, true), loading(*transformer, true));
-    phase("denoising", w, act + embeds + latent);
+    phase("denoising", use(*transformer, true), act + embeds + latent);
   }
 
-  // Decoding: the VAE on the final latents.
-  {
-    const size_t act = vae_decode_activation_peak(folder_of("vae"), req.batch, lh, lw);
-    const size_t w = mode == Offload::None ? all_resident : std::max(running(*vae, false), loading(*vae, false));
-    phase("decoding", w, act);
-  }
+  // Decoding: the VAE on the final latents; the pipeline still holds the text embeddings.
+  phase("decoding", use(*vae, false), vae_decode_activation_peak(folder_of("vae"), req.batch, lh, lw) + embeds);
 
-  p.baseline = process_current_rss() + kRuntimeBaseline;
-  for (auto& ph : p.phases) ph.rss = p.baseline + ph.tracked;
+  // Measured once per process, before the first plan: what the process holds without weights.
+  static const size_t process_base = process_current_rss();
+  p.baseline = process_base + kRuntimeBaseline;
+  for (auto& ph : p.phases) ph.rss += p.baseline;
   return p;
 }
 
@@ -242,7 +261,7 @@ MemoryPrediction choose_plan(const std::string& dir, const PlanRequest& base, si
     PlanRequest probe = base;
     probe.offload = Offload::Model;
     for (const auto& c : predict_memory(dir, probe).components)
-      for (const auto& s : c.stacks) max_group = std::max(max_group, static_cast<int>(s.resident.size()));
+      for (const auto& s : c.stacks) max_group = std::max(max_group, static_cast<int>(s.tracked.size()));
   }
   std::vector<PlanRequest> order;
   for (const auto& q : quants) {

@@ -25,10 +25,11 @@ struct PlanRequest {
 
 struct PhasePrediction {
   std::string name;
-  size_t weights = 0;      // weight bytes alive at the phase's peak (packed, quantized, mapped)
+  size_t weights = 0;      // CpuAllocator weight bytes at the phase's peak (packed, quantized, f32)
+  size_t mapped = 0;       // checkpoint pages in the RSS then (views in use, pages being packed)
   size_t activations = 0;  // activation bytes at the peak (incl. tensors kept across phases)
-  size_t tracked = 0;      // what CpuAllocator would count: weights + activations
-  size_t rss = 0;          // + process baseline + untracked runtime memory
+  size_t tracked = 0;      // what CpuAllocator would count at its peak
+  size_t rss = 0;          // process peak RSS: baseline + the worst of loading and running
 };
 
 struct MemoryPrediction {

@@ -24,11 +24,12 @@ void usage() {
 }
 
 void print_prediction(const runtime::MemoryPrediction& p) {
-  std::printf("  %-14s %12s %12s %12s\n", "phase", "weights", "activations", "peak RSS");
+  std::printf("  %-14s %12s %12s %12s %12s\n", "phase", "weights", "mapped", "activations", "peak RSS");
   for (const auto& ph : p.phases)
-    std::printf("  %-14s %12s %12s %12s\n", ph.name.c_str(), runtime::format_bytes(ph.weights).c_str(),
-                runtime::format_bytes(ph.activations).c_str(), runtime::format_bytes(ph.rss).c_str());
-  std::printf("  %-14s %38s\n", "peak", runtime::format_bytes(p.peak_rss()).c_str());
+    std::printf("  %-14s %12s %12s %12s %12s\n", ph.name.c_str(), runtime::format_bytes(ph.weights).c_str(),
+                runtime::format_bytes(ph.mapped).c_str(), runtime::format_bytes(ph.activations).c_str(),
+                runtime::format_bytes(ph.rss).c_str());
+  std::printf("  %-14s %51s\n", "peak", runtime::format_bytes(p.peak_rss()).c_str());
 }
 
 }  // namespace
@@ -97,9 +98,9 @@ int cmd_plan(int argc, char** argv) {
               "largest block");
   for (const auto& c : base.components) {
     size_t block = 0;
-    for (const auto& s : c.stacks) block = std::max(block, s.max_group(1));
+    for (const auto& s : c.stacks) block = std::max(block, runtime::StackWeights::max_group(s.tracked, 1));
     std::printf("%-16s %-30s %-16s %12s %12s %12s\n", c.name.c_str(), c.class_name.c_str(), c.quant.c_str(),
-                runtime::format_bytes(c.checkpoint_bytes).c_str(), runtime::format_bytes(c.resident()).c_str(),
+                runtime::format_bytes(c.checkpoint_bytes).c_str(), runtime::format_bytes(c.tracked() + c.mapped()).c_str(),
                 block ? runtime::format_bytes(block).c_str() : "-");
   }
   for (pipelines::Offload o : {pipelines::Offload::None, pipelines::Offload::Model, pipelines::Offload::Blocks}) {

@@ -95,6 +95,7 @@ void write_report(const std::string& path, const RunReport& r) {
                {"rss_peak_bytes", p.rss_peak_bytes}};
     if (const runtime::PhasePrediction* pp = predicted(r, p.name))
       ph["predicted"] = {{"weights_bytes", pp->weights},
+                         {"mapped_bytes", pp->mapped},
                          {"activation_bytes", pp->activations},
                          {"tracked_bytes", pp->tracked},
                          {"rss_bytes", pp->rss}};
