@@ -18,6 +18,11 @@ Tensor multi_head_attention(const Tensor& q, const Tensor& k, const Tensor& v, i
          vh = split_heads(v.contiguous(), heads);
   const int64_t d = qh.size(3);
   if (scale == 0.0f) scale = 1.0f / std::sqrt(static_cast<float>(d));
+  if (compute == DType::F16) {
+    // fp16 compute: q, k, v rounded to fp16 values; the f32 kernel multiplies them exactly.
+    auto r = [](const Tensor& t) { return t.to(DType::F16).to(DType::F32); };
+    return kernels::attention(r(qh), r(kh), r(vh), mask, scale);
+  }
   if (compute == DType::BF16) {
     // Rounding copies are contiguous [B, H, S, D]; the kernel accepts either layout.
     return kernels::attention(qh.to(DType::BF16), kh.to(DType::BF16), vh.to(DType::BF16), mask, scale);

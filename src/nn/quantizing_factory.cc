@@ -41,8 +41,9 @@ std::unique_ptr<kernels::LinearKernel> QuantizingLinearFactory::make(const std::
   return quant::make_quantized_linear(q, bias, compute);
 }
 
-PrequantizedLinearFactory::PrequantizedLinearFactory(std::string scheme, DType source_dtype, std::string origin)
-    : scheme_(std::move(scheme)), origin_(std::move(origin)), source_dtype_(source_dtype) {
+PrequantizedLinearFactory::PrequantizedLinearFactory(std::string scheme, DType source_dtype, std::string origin,
+                                                     bool infer_dtype)
+    : scheme_(std::move(scheme)), origin_(std::move(origin)), source_dtype_(source_dtype), infer_dtype_(infer_dtype) {
   quant::find_scheme(scheme_);  // an unknown scheme fails here, naming it
 }
 
@@ -51,7 +52,13 @@ std::unique_ptr<kernels::LinearKernel> PrequantizedLinearFactory::make_from_part
                                                                                   int64_t in, int64_t out,
                                                                                   const Tensor& bias,
                                                                                   DType compute) const {
-  quant::QuantizedWeight q{quant::find_scheme(scheme_).name(), out, in, source_dtype_, std::move(parts)};
+  DType source = source_dtype_;
+  if (infer_dtype_) {
+    // quanto stores its scales in the original weight dtype; other layouts do not depend on it.
+    auto it = parts.find("weight._scale");
+    if (it != parts.end()) source = it->second.dtype();
+  }
+  quant::QuantizedWeight q{quant::find_scheme(scheme_).name(), out, in, source, std::move(parts)};
   try {
     return quant::make_quantized_linear(q, bias, compute);
   } catch (const Error& e) {
@@ -65,9 +72,18 @@ std::optional<StoredQuantization> stored_quantization(const io::JsonConfig& conf
   const nlohmann::json& q = raw["quantization_config"];
   QDIT_CHECK(q.is_object(), "[quant] ", config.path(), ": quantization_config must be an object");
   const std::string method = q.value("quant_method", "");
-  QDIT_CHECK(method == "qdit", "[quant] ", config.path(), ": quantization_config.quant_method '", method,
-             "' is not supported (qdit reads checkpoints written by `qdit quantize`, quant_method \"qdit\")");
   StoredQuantization s;
+  if (method == "bitsandbytes" || method == "quanto") {
+    // diffusers' own BitsAndBytesConfig / QuantoConfig checkpoints: the part layouts are the ones
+    // qdit writes; quanto scales are in the weight dtype, read from the parts (infer_dtype).
+    quant::ComponentQuant rule = quant::rule_from_json(q, config.path() + ": quantization_config", true);
+    s.scheme = rule.scheme;
+    s.modules_to_not_convert = rule.exclude;
+    s.infer_dtype = true;
+    return s;
+  }
+  QDIT_CHECK(method == "qdit", "[quant] ", config.path(), ": quantization_config.quant_method '", method,
+             "' is not supported (qdit reads `qdit quantize` checkpoints and diffusers' bitsandbytes and quanto ones)");
   QDIT_CHECK(q.contains("scheme") && q["scheme"].is_string(), "[quant] ", config.path(),
              ": quantization_config.scheme missing");
   s.scheme = q["scheme"].get<std::string>();
@@ -114,8 +130,8 @@ ModuleContext context_for_component(const ModuleContext& base, const quant::Pipe
     if (auto stored = stored_quantization(*component_config)) {
       QDIT_CHECK(!cfg.for_component(component), "[quant] component '", component, "' is already quantized (",
                  stored->scheme, ", ", component_config->path(), "); do not ask to quantize it again");
-      ctx.linear_factory =
-          std::make_shared<PrequantizedLinearFactory>(stored->scheme, stored->source_dtype, component_config->path());
+      ctx.linear_factory = std::make_shared<PrequantizedLinearFactory>(stored->scheme, stored->source_dtype,
+                                                                       component_config->path(), stored->infer_dtype);
       return ctx;
     }
   }

@@ -38,7 +38,8 @@ class QuantizingLinearFactory : public LinearFactory {
 // scheme's kernel, never re-quantized; the float ones (excluded modules) stay float.
 class PrequantizedLinearFactory : public LinearFactory {
  public:
-  PrequantizedLinearFactory(std::string scheme, DType source_dtype, std::string origin);
+  // infer_dtype: take the source dtype from the parts (checkpoints that do not record it).
+  PrequantizedLinearFactory(std::string scheme, DType source_dtype, std::string origin, bool infer_dtype = false);
   bool reads_parts() const override { return true; }
   std::unique_ptr<kernels::LinearKernel> make_from_parts(const std::string& path, std::map<std::string, Tensor> parts,
                                                          int64_t in, int64_t out, const Tensor& bias,
@@ -47,6 +48,7 @@ class PrequantizedLinearFactory : public LinearFactory {
  private:
   std::string scheme_, origin_;
   DType source_dtype_;
+  bool infer_dtype_ = false;
 };
 
 // The `quantization_config` qdit writes into a quantized component's config.json.
@@ -54,6 +56,7 @@ struct StoredQuantization {
   std::string scheme;
   DType source_dtype = DType::F32;
   std::vector<std::string> modules_to_not_convert;
+  bool infer_dtype = false;  // diffusers bitsandbytes/quanto checkpoints: dtype read from the parts
 };
 // Reads it (nullopt when the config has none); other quant_methods are refused by name.
 std::optional<StoredQuantization> stored_quantization(const io::JsonConfig& component_config);

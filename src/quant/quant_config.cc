@@ -47,8 +47,11 @@ std::vector<std::string> string_list(const json& j, const std::string& where) {
   return out;
 }
 
+}  // namespace
+
 // One backend config (quant_backend + quant_kwargs, or a flat object with a quant_type) -> rule.
-ComponentQuant rule_from_json(const json& j, const std::string& where) {
+// lenient: ignore keys that do not choose the scheme (a checkpoint's serialized config carries many).
+ComponentQuant rule_from_json(const json& j, const std::string& where, bool lenient) {
   QDIT_CHECK(j.is_object(), "[quant] ", where, " must be an object");
   std::string backend = j.value("quant_backend", "");
   json kw = j.contains("quant_kwargs") ? j["quant_kwargs"] : j;
@@ -57,7 +60,7 @@ ComponentQuant rule_from_json(const json& j, const std::string& where) {
   std::string scheme;
   for (const auto& [key, value] : kw.items()) {
     const std::string at = where + "." + key;
-    if (key == "quant_backend" || key == "quant_kwargs") continue;
+    if (key == "quant_backend" || key == "quant_kwargs" || key == "quant_method") continue;
     if (key == "quant_type") {
       scheme = value.get<std::string>();
     } else if (key == "weights_dtype") {  // diffusers QuantoConfig
@@ -82,7 +85,7 @@ ComponentQuant rule_from_json(const json& j, const std::string& where) {
     } else if (key == "bnb_4bit_compute_dtype" || key == "llm_int8_threshold" || key == "quant_storage" ||
                key == "bnb_4bit_quant_storage") {
       // Compute dtype comes from --dtype; the threshold is bitsandbytes' default 6.0.
-    } else {
+    } else if (!lenient) {
       fail("[quant] ", at, ": unknown key (known: quant_type, weights_dtype, load_in_4bit, load_in_8bit, "
            "bnb_4bit_quant_type, bnb_4bit_use_double_quant, group_size, modules_to_not_convert, llm_int8_skip_modules)");
     }
@@ -100,7 +103,7 @@ ComponentQuant rule_from_json(const json& j, const std::string& where) {
   return r;
 }
 
-}  // namespace
+
 
 std::optional<ComponentQuant> PipelineQuantConfig::for_component(const std::string& component) const {
   if (!mapping.empty()) {
@@ -171,11 +174,11 @@ PipelineQuantConfig PipelineQuantConfig::from_json_text(const std::string& text,
   if (granular) {
     QDIT_CHECK(j["quant_mapping"].is_object(), "[quant] ", source, ": quant_mapping must be an object");
     for (const auto& [component, rule] : j["quant_mapping"].items())
-      cfg.mapping[component] = rule_from_json(rule, source + ": quant_mapping." + component);
+      cfg.mapping[component] = rule_from_json(rule, source + ": quant_mapping." + component, false);
     return cfg;
   }
   QDIT_CHECK(j.contains("quant_kwargs"), "[quant] ", source, ": missing quant_kwargs (or quant_mapping)");
-  cfg.global = rule_from_json(j, source);
+  cfg.global = rule_from_json(j, source, false);
   if (j.contains("components_to_quantize"))
     cfg.components = string_list(j["components_to_quantize"], source + ": components_to_quantize");
   return cfg;

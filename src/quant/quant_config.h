@@ -4,6 +4,7 @@
 // file; schemes are checked against the registry when parsed.
 #pragma once
 #include <map>
+#include <nlohmann/json.hpp>
 #include <optional>
 #include <string>
 #include <vector>
@@ -31,6 +32,10 @@ struct PipelineQuantConfig {
   static PipelineQuantConfig from_json_file(const std::string& path);
   static PipelineQuantConfig from_json_text(const std::string& text, const std::string& source);
 };
+
+// One library config object (diffusers' quant_kwargs vocabulary: quant_type, weights_dtype,
+// load_in_4bit/8bit, bnb_4bit_quant_type, ...) -> the rule; `lenient` ignores other keys.
+ComponentQuant rule_from_json(const nlohmann::json& config, const std::string& where, bool lenient);
 
 // fnmatch semantics on module paths: a pattern excludes a module when it matches the full path,
 // its last name, any dotted suffix ("attn.to_q") or an ancestor ("transformer_blocks.0").

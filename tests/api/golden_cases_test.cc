@@ -77,3 +77,23 @@ INSTANTIATE_TEST_SUITE_P(All, GoldenCaseFused,
                                            "text_encoder_clip_g_withproj", "pipeline_pixart_sigma_text",
                                            "pipeline_sd3_text", "pipeline_flux_dev_text", "pipeline_auraflow_text"),
                          [](const auto& info) { return std::string(info.param); });
+
+// Reduced-precision compute runs every text pipeline and stays close to the float32 reference:
+// fp16 (10 mantissa bits) closer than bf16 (7).
+TEST(GoldenCaseReducedPrecision, Fp16AndBf16StayCloseToFloat32) {
+  for (const char* name : {"pipeline_pixart_sigma_text", "pipeline_sd3_text", "pipeline_flux_dev_text",
+                           "pipeline_flux_schnell_text", "pipeline_auraflow_text"}) {
+    const std::string dir = std::string(QDIT_TEST_DATA_DIR) + "/golden/" + name;
+    double worst[2] = {1e9, 1e9};
+    for (int i = 0; i < 2; ++i) {
+      qdit::api::CheckOptions opt;
+      opt.compute = i == 0 ? qdit::DType::F16 : qdit::DType::BF16;
+      const qdit::api::CheckReport r = qdit::api::run_case(dir, opt);
+      EXPECT_TRUE(r.informational);
+      for (const auto& t : r.tensors) worst[i] = std::min(worst[i], t.snr_db);
+    }
+    EXPECT_GE(worst[0], 50.0) << name << " fp16";
+    EXPECT_GE(worst[1], 35.0) << name << " bf16";
+    EXPECT_GT(worst[0], worst[1] + 10.0) << name;
+  }
+}

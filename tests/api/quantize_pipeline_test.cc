@@ -8,6 +8,8 @@
 
 #include "qdit/api/quantize_pipeline.h"
 #include "qdit/core/error.h"
+#include <nlohmann/json.hpp>
+
 #include "qdit/io/safetensors.h"
 #include "qdit/pipelines/pipeline.h"
 
@@ -151,6 +153,60 @@ TEST(Quantize, DamagedPartIsReportedWithModuleAndPart) {
     FAIL();
   } catch (const Error& e) {
     EXPECT_NE(std::string(e.what()).find("already quantized"), std::string::npos) << e.what();
+  }
+  fs::remove_all(out);
+}
+
+}  // namespace
+}  // namespace qdit::api
+
+namespace qdit::api {
+namespace {
+
+// Rewrites a component's quantization_config as diffusers' own quantizers serialize it.
+void write_library_config(const fs::path& component, const nlohmann::json& qc) {
+  std::ifstream in(component / "config.json");
+  nlohmann::json cfg = nlohmann::json::parse(in);
+  cfg["quantization_config"] = qc;
+  std::ofstream(component / "config.json") << cfg.dump(2);
+}
+
+TEST(EcosystemCheckpoints, DiffusersBitsandbytesAndQuantoConfigsLoad) {
+  struct Case {
+    std::string scheme;
+    nlohmann::json config;
+  };
+  const std::vector<Case> cases = {
+      {"nf4_dq", {{"quant_method", "bitsandbytes"}, {"_load_in_4bit", true}, {"load_in_4bit", true},
+                  {"load_in_8bit", false}, {"bnb_4bit_quant_type", "nf4"}, {"bnb_4bit_use_double_quant", true},
+                  {"bnb_4bit_compute_dtype", "float32"}, {"bnb_4bit_quant_storage", "uint8"},
+                  {"llm_int8_skip_modules", nullptr}, {"llm_int8_threshold", 6.0},
+                  {"llm_int8_enable_fp32_cpu_offload", false}, {"llm_int8_has_fp16_weight", false}}},
+      {"llm_int8", {{"quant_method", "bitsandbytes"}, {"load_in_8bit", true}, {"load_in_4bit", false},
+                    {"llm_int8_threshold", 6.0}, {"llm_int8_skip_modules", nullptr}}},
+      {"qint8", {{"quant_method", "quanto"}, {"weights_dtype", "int8"}, {"modules_to_not_convert", nullptr}}},
+      {"qint4", {{"quant_method", "quanto"}, {"weights_dtype", "int4"}, {"modules_to_not_convert", nullptr}}},
+  };
+  for (const auto& c : cases) {
+    const fs::path out = temp_dir("eco_" + c.scheme);
+    quantize_pipeline(kCase, out.string(), quant::PipelineQuantConfig::parse_spec(c.scheme + "@transformer"));
+    auto qdit_format = run(out.string(), {});
+    write_library_config(out / "transformer", c.config);
+    auto library_format = run(out.string(), {});
+    EXPECT_TRUE(identical(qdit_format.latents, library_format.latents)) << c.scheme;
+    for (const auto& r : library_format.components)
+      if (r.name == "transformer") EXPECT_EQ(r.quant, c.scheme + " (stored)");
+    fs::remove_all(out);
+  }
+  // An unsupported library is refused by name.
+  const fs::path out = temp_dir("eco_bad");
+  quantize_pipeline(kCase, out.string(), quant::PipelineQuantConfig::parse_spec("int8wo@transformer"));
+  write_library_config(out / "transformer", {{"quant_method", "gguf"}});
+  try {
+    run(out.string(), {});
+    FAIL();
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("'gguf'"), std::string::npos) << e.what();
   }
   fs::remove_all(out);
 }

@@ -27,14 +27,15 @@ int cmd_check(int argc, char** argv) {
     } else if (a == "--dtype") {
       const std::string d = value();
       auto dt = dtype_from_name(d);
-      QDIT_CHECK(dt && (*dt == DType::F32 || *dt == DType::BF16), "[check] --dtype must be f32 or bf16, got ", d);
+      QDIT_CHECK(dt && (*dt == DType::F32 || *dt == DType::BF16 || *dt == DType::F16), "[check] --dtype must be "
+                 "f32, bf16 or fp16, got ", d);
       opt.compute = *dt;
     } else if (a == "--fuse-qkv") {
       opt.fuse_qkv = true;
     } else if (a == "--tolerance") {
       opt.tolerance = std::stod(value());
     } else if (a == "-h" || a == "--help") {
-      std::printf("usage: qdit check CASE_DIR... [--dtype f32|bf16] [--fuse-qkv] [--tolerance REL] [--quant SPEC ...]\n"
+      std::printf("usage: qdit check CASE_DIR... [--dtype f32|bf16|fp16] [--fuse-qkv] [--tolerance REL] [--quant SPEC ...]\n"
                   "Runs at bf16 or with quantized weights report error and SNR vs float32; PASS/FAIL only\n"
                   "with --tolerance.\n%s", QuantArgs::help());
       return 0;

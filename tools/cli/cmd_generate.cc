@@ -26,7 +26,7 @@ void usage() {
   std::printf(
       "usage: qdit generate [--model DIR] --prompt TEXT [--negative-prompt TEXT] [--steps N] [--guidance G]\n"
       "                     [--seed S] [--width W --height H] [--max-sequence-length L]\n"
-      "                     [--latents FILE.safetensors] [--dtype f32|bf16] [--threads N] [--fuse-qkv]\n"
+      "                     [--latents FILE.safetensors] [--dtype f32|bf16|fp16] [--threads N] [--fuse-qkv]\n"
       "                     [--quant SPEC ...]\n"
       "                     --out FILE.png\n"
       "With no --model, the built-in tiny PixArt-Sigma pipeline (random weights) at %s is used.\n%s",
@@ -109,7 +109,8 @@ int cmd_generate(int argc, char** argv) {
     else if (a == "--dtype") {
       const std::string d = value();
       auto dt = dtype_from_name(d);
-      QDIT_CHECK(dt && (*dt == DType::F32 || *dt == DType::BF16), "[generate] --dtype must be f32 or bf16, got ", d);
+      QDIT_CHECK(dt && (*dt == DType::F32 || *dt == DType::BF16 || *dt == DType::F16), "[generate] --dtype must be "
+                 "f32, bf16 or fp16, got ", d);
       popt.ctx.compute = *dt;
     } else if (a == "-h" || a == "--help") {
       usage();

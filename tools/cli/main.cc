@@ -28,7 +28,7 @@ const Command kCommands[] = {
 #endif
 #ifdef QDIT_HAVE_CMD_CHECK
     {"check", qdit::cli::cmd_check,
-     "check CASE_DIR [--dtype f32|bf16] [--quant SPEC] [--tolerance T]: compare with a reference case"},
+     "check CASE_DIR [--dtype f32|bf16|fp16] [--quant SPEC] [--tolerance T]: compare with a reference case"},
 #endif
 #ifdef QDIT_HAVE_CMD_QUANT_QUALITY
     {"quant-quality", qdit::cli::cmd_quant_quality, "quant-quality CASE_DIR... [--out FILE.md]: quantization SNR table"},

@@ -3,6 +3,7 @@
 #include <cmath>
 
 #include "qdit/core/error.h"
+#include "qdit/models/dit_inputs.h"
 #include "qdit/kernels/elementwise.h"
 #include "qdit/kernels/layout.h"
 #include "qdit/models/registry.h"
@@ -22,7 +23,6 @@ bool explicit_null(const io::JsonConfig& cfg, const std::string& key) {
   return it != cfg.raw().end() && it->is_null();
 }
 
-std::string desc_or_undefined(const Tensor& t) { return t.defined() ? t.desc() : std::string("undefined"); }
 
 Tensor as_f32(const Tensor& t) { return t.dtype() == DType::F32 ? t.contiguous() : t.to(DType::F32); }
 
@@ -133,12 +133,8 @@ Tensor AuraFlowTransformer::pos_embed(int64_t grid_h, int64_t grid_w) const {
 Tensor AuraFlowTransformer::forward(const DiTInputs& in) const {
   const int64_t d = cfg_.inner_dim, p = cfg_.patch_size, cin = cfg_.in_channels, cout = cfg_.out_channels;
   // ---- Input checks (every message names the input and the expected shape).
-  QDIT_CHECK(in.latents.defined() && in.latents.dim() == 4 && in.latents.size(1) == cin, kWhere,
-             "latents: expected [B, ", cin, ", H, W], got ", desc_or_undefined(in.latents));
-  const int64_t batch = in.latents.size(0), height = in.latents.size(2), width = in.latents.size(3);
-  QDIT_CHECK(batch > 0 && height > 0 && width > 0, kWhere, "latents: empty tensor ", in.latents.desc());
-  QDIT_CHECK(height % p == 0 && width % p == 0, kWhere, "latents: H and W must be multiples of patch_size ", p,
-             ", got ", in.latents.desc());
+  const PatchGrid grid = check_patched_latents(in.latents, cin, p, kWhere);
+  const int64_t batch = grid.batch, height = grid.height, width = grid.width;
   const int64_t gh = height / p, gw = width / p, n = gh * gw;
   QDIT_CHECK(gh <= cfg_.pos_grid && gw <= cfg_.pos_grid, kWhere, "latents: patch grid ", gh, "x", gw,
              " exceeds the ", cfg_.pos_grid, "x", cfg_.pos_grid, " position table (pos_embed_max_size ",

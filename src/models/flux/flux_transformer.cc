@@ -3,6 +3,7 @@
 #include <numeric>
 
 #include "qdit/core/error.h"
+#include "qdit/models/dit_inputs.h"
 #include "qdit/kernels/elementwise.h"
 #include "qdit/kernels/layout.h"
 #include "qdit/kernels/norm.h"
@@ -18,7 +19,6 @@ constexpr int64_t kTimeProjDim = 256;   // Timesteps(num_channels=256, flip_sin_
 constexpr float kFinalNormEps = 1e-6f;  // norm_out: AdaLayerNormContinuous(eps=1e-6, no affine)
 constexpr float kTimeScale = 1000.0f;   // the model receives sigma and guidance and scales both
 
-std::string desc_or_undefined(const Tensor& t) { return t.defined() ? t.desc() : std::string("undefined"); }
 
 Tensor as_f32(const Tensor& t) { return t.dtype() == DType::F32 ? t.contiguous() : t.to(DType::F32); }
 

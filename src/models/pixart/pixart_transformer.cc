@@ -3,6 +3,7 @@
 #include <algorithm>
 
 #include "qdit/core/error.h"
+#include "qdit/models/dit_inputs.h"
 #include "qdit/kernels/elementwise.h"
 #include "qdit/kernels/norm.h"
 #include "qdit/models/registry.h"
@@ -214,13 +215,8 @@ Tensor PixArtTransformer::forward(const DiTInputs& in) const { return forward(in
 Tensor PixArtTransformer::forward(const DiTInputs& in, const PixArtSizeConditions* sizes) const {
   const int64_t d = cfg_.inner_dim, p = cfg_.patch_size, cin = cfg_.in_channels, cout = cfg_.out_channels;
   // ---- Input checks (every message names the input and the expected shape).
-  QDIT_CHECK(in.latents.defined() && in.latents.dim() == 4 && in.latents.size(1) == cin, kWhere,
-             "latents: expected [B, ", cin, ", H, W], got ",
-             in.latents.defined() ? in.latents.desc() : std::string("undefined"));
-  const int64_t batch = in.latents.size(0), height = in.latents.size(2), width = in.latents.size(3);
-  QDIT_CHECK(batch > 0 && height > 0 && width > 0, kWhere, "latents: empty tensor ", in.latents.desc());
-  QDIT_CHECK(height % p == 0 && width % p == 0, kWhere, "latents: H and W must be multiples of patch_size ", p,
-             ", got ", in.latents.desc());
+  const PatchGrid grid = check_patched_latents(in.latents, cin, p, kWhere);
+  const int64_t batch = grid.batch, height = grid.height, width = grid.width;
   const int64_t ctx_dim = cfg_.caption_channels > 0 ? cfg_.caption_channels : cfg_.cross_attention_dim;
   const Tensor& ehs = in.encoder_hidden_states;
   QDIT_CHECK(ehs.defined() && ehs.dim() == 3 && ehs.size(0) == batch && ehs.size(1) > 0 && ehs.size(2) == ctx_dim,

@@ -1,6 +1,7 @@
 #include "qdit/models/sd3/sd3_transformer.h"
 
 #include "qdit/core/error.h"
+#include "qdit/models/dit_inputs.h"
 #include "qdit/kernels/elementwise.h"
 #include "qdit/kernels/norm.h"
 #include "qdit/models/registry.h"
@@ -20,7 +21,6 @@ bool explicit_null(const io::JsonConfig& cfg, const std::string& key) {
   return it != cfg.raw().end() && it->is_null();
 }
 
-std::string desc_or_undefined(const Tensor& t) { return t.defined() ? t.desc() : std::string("undefined"); }
 
 }  // namespace
 
@@ -148,12 +148,8 @@ Tensor SD3Transformer::pos_embed(int64_t grid_h, int64_t grid_w) const {
 Tensor SD3Transformer::forward(const DiTInputs& in) const {
   const int64_t d = cfg_.inner_dim, p = cfg_.patch_size, cin = cfg_.in_channels, cout = cfg_.out_channels;
   // ---- Input checks (every message names the input and the expected shape).
-  QDIT_CHECK(in.latents.defined() && in.latents.dim() == 4 && in.latents.size(1) == cin, kWhere,
-             "latents: expected [B, ", cin, ", H, W], got ", desc_or_undefined(in.latents));
-  const int64_t batch = in.latents.size(0), height = in.latents.size(2), width = in.latents.size(3);
-  QDIT_CHECK(batch > 0 && height > 0 && width > 0, kWhere, "latents: empty tensor ", in.latents.desc());
-  QDIT_CHECK(height % p == 0 && width % p == 0, kWhere, "latents: H and W must be multiples of patch_size ", p,
-             ", got ", in.latents.desc());
+  const PatchGrid grid = check_patched_latents(in.latents, cin, p, kWhere);
+  const int64_t batch = grid.batch, height = grid.height, width = grid.width;
   const int64_t gh = height / p, gw = width / p, n = gh * gw;
   const int64_t mx = cfg_.pos_embed_max_size;
   QDIT_CHECK(mx == 0 || (gh <= mx && gw <= mx), kWhere, "latents: patch grid ", gh, "x", gw,
