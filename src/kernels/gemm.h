@@ -44,10 +44,17 @@ class WeightRowDecoder {
   virtual size_t stored_bytes() const = 0;
   // Writes rows [n0, n1) as f32 into dst ([n1-n0, K], row-major).
   virtual void decode_rows(int64_t n0, int64_t n1, float* dst) const = 0;
+  // Writes rows [n0, n1) as bf16 bits (RNE of the f32 rows, NaN -> 0x7FC0, as f32_to_bf16) into
+  // dst ([n1-n0, K]); feeds the bf16 GEMM. The default decodes f32 and converts; schemes override
+  // it with a direct decode that must give identical bits.
+  virtual void decode_rows_bf16(int64_t n0, int64_t n1, uint16_t* dst) const;
 };
 
-// Linear on a WeightRowDecoder: for each tile of output columns the weight rows are decoded into
-// an L2-sized f32 buffer and multiplied with oneDNN's f32 GEMM; the decode cost is amortised over M.
+// Linear on a WeightRowDecoder; the decode cost is amortised over M. f32 compute: for each tile of
+// output columns the weight rows are decoded into an L2-sized f32 buffer and multiplied with
+// oneDNN's f32 GEMM. bf16 compute on a CPU with a bf16 GEMM: the whole weight is decoded to bf16
+// rows in a per-thread workspace as large as the largest such layer, then one GEMM
+// (tile_rows() = N).
 class TiledLinear : public LinearKernel {
  public:
   // round_input_to_bf16 ("bf16 compute"): x and the decoded tiles are rounded to bf16 and, when the
@@ -106,8 +113,8 @@ class PackedLinear : public LinearKernel {
 
 // W8A8 Linear (torchao int8dq): each token's activation row is quantized to int8 on the fly
 // (symmetric, scale = max(amax / act_divisor, f32 eps), round half even, clamp [-128, 127]) and
-// multiplied with pre-packed s8 weights by oneDNN's int8 GEMM (VNNI / AMX);
-// y = act((acc * w_scale[n]) * x_scale[m] + b), optionally added to y.
+// multiplied with pre-packed s8 weights by oneDNN's int8 GEMM (VNNI / AMX), a block of rows at a
+// time; y = act((acc * w_scale[n]) * x_scale[m] + b), optionally added to y.
 class Int8Linear : public LinearKernel {
  public:
   // qweight: s8 [N, K]; w_scale: f32 [N]; bias: [N] or undefined.

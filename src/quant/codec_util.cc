@@ -1,9 +1,11 @@
 #include "qdit/quant/codec_util.h"
 
+#include <algorithm>
 #include <cstring>
 
 #include "qdit/core/error.h"
 #include "qdit/core/parallel.h"
+#include "qdit/kernels/cpu/convert.h"
 
 namespace qdit::quant {
 
@@ -11,6 +13,19 @@ std::vector<float> weight_values(const Tensor& w) {
   QDIT_CHECK(w.dim() == 2, "[quant] weight must be 2-D [out, in], got ", w.desc());
   Tensor f = w.contiguous().to(DType::F32);
   return std::vector<float>(f.data<float>(), f.data<float>() + f.numel());
+}
+
+std::vector<float> weight_values_fast(const Tensor& w) {
+  QDIT_CHECK(w.dim() == 2, "[quant] weight must be 2-D [out, in], got ", w.desc());
+  const Tensor c = w.contiguous();
+  std::vector<float> out(static_cast<size_t>(c.numel()));
+  if (c.dtype() == DType::BF16)
+    kernels::cpu::bf16_to_f32_buffer(c.data<uint16_t>(), out.data(), c.numel());
+  else if (c.dtype() == DType::F16)
+    kernels::cpu::f16_to_f32_buffer(c.data<uint16_t>(), out.data(), c.numel());
+  else
+    return weight_values(w);
+  return out;
 }
 
 Tensor float_part(const std::vector<float>& values, const Shape& shape, DType dtype) {
@@ -29,6 +44,18 @@ void FunctionRowDecoder::decode_rows(int64_t n0, int64_t n1, float* dst) const {
   parallel_for(n1 - n0, 4, [&](int64_t r0, int64_t r1) {
     for (int64_t r = r0; r < r1; ++r) fn_(n0 + r, dst + r * in_);
   });
+}
+
+void FunctionRowDecoder::decode_rows_bf16(int64_t n0, int64_t n1, uint16_t* dst) const {
+  if (!fn_bf16_) return WeightRowDecoder::decode_rows_bf16(n0, n1, dst);
+  parallel_for(n1 - n0, 4, [&](int64_t r0, int64_t r1) {
+    for (int64_t r = r0; r < r1; ++r) fn_bf16_(n0 + r, dst + r * in_);
+  });
+}
+
+void parallel_rows(int64_t rows, int64_t in, const std::function<void(int64_t, int64_t)>& fn) {
+  // At least ~16K values per chunk so that small layers do not pay for waking threads.
+  parallel_for(rows, std::max<int64_t>(1, 16384 / std::max<int64_t>(in, 1)), fn);
 }
 
 }  // namespace qdit::quant

@@ -46,11 +46,18 @@ class Scheme {
   // False when a Linear of this shape cannot take the scheme (e.g. its group size does not
   // divide in_features); such layers stay in float, as the Python libraries leave them.
   virtual bool applies_to(int64_t out, int64_t in) const { return out > 0 && in > 0; }
+  // The reference codec, the definition (scalar, following the library):
   // w: [out, in] f32, bf16 or f16; the arithmetic follows the library in w's dtype.
-  virtual QuantizedWeight quantize(const Tensor& w) const = 0;
+  virtual QuantizedWeight reference_quantize(const Tensor& w) const = 0;
   // A decoder producing f32 rows of the dequantized weight on demand (it shares q's parts);
   // validate(q) has been called by then.
-  virtual std::unique_ptr<kernels::WeightRowDecoder> decoder(const QuantizedWeight& q) const = 0;
+  virtual std::unique_ptr<kernels::WeightRowDecoder> reference_decoder(const QuantizedWeight& q) const = 0;
+  // What qdit runs: vectorised, multi-threaded equivalents where a scheme has them (bit-identical
+  // codes, scales and decoded values; tests compare them with the reference), else the reference.
+  virtual QuantizedWeight quantize(const Tensor& w) const { return reference_quantize(w); }
+  virtual std::unique_ptr<kernels::WeightRowDecoder> decoder(const QuantizedWeight& q) const {
+    return reference_decoder(q);
+  }
   // Checks the parts' dtypes and shapes (a loaded checkpoint); throws naming the part.
   virtual void validate(const QuantizedWeight& q) const = 0;
   // The JSON-able attributes stored with a checkpoint's quantization_config (group size ...).

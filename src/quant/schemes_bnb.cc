@@ -24,13 +24,33 @@ std::string dtype_torch_name(DType d) {
 
 // The 4-bit code of xs in [-1, 1]: NF4 by nearest table entry (midpoint goes to the lower
 // entry); FP4 by sign (x < 0) then nearest magnitude, as bitsandbytes' kernels do.
+// FP4 magnitudes in ascending order, and the code of each.
+const float kFp4Mags[8] = {0.0f, 0.0625f / 12, 2.0f / 12, 3.0f / 12, 4.0f / 12, 6.0f / 12, 8.0f / 12, 1.0f};
+const uint8_t kFp4Codes[8] = {0, 1, 6, 7, 4, 5, 2, 3};
+
 uint8_t encode_4bit(bool nf4, float xs) {
   if (nf4) return static_cast<uint8_t>(nearest_sorted(nf4_table().data(), 16, xs));
-  static const float mags[8] = {0.0f, 0.0625f / 12, 2.0f / 12, 3.0f / 12, 4.0f / 12, 6.0f / 12, 8.0f / 12, 1.0f};
-  static const uint8_t codes[8] = {0, 1, 6, 7, 4, 5, 2, 3};
-  const int i = nearest_sorted(mags, 8, std::fabs(xs));
-  return static_cast<uint8_t>(codes[i] | (xs < 0.0f ? 8 : 0));
+  const int i = nearest_sorted(kFp4Mags, 8, std::fabs(xs));
+  return static_cast<uint8_t>(kFp4Codes[i] | (xs < 0.0f ? 8 : 0));
 }
+
+// encode_4bit's comparisons for the vectorised quantizer: the midpoints it computes, as it does.
+struct NearestTable {
+  std::array<float, 15> mids{};
+  kernels::qk::NearestCodes t;
+  explicit NearestTable(bool nf4) {
+    if (nf4) {
+      for (int i = 0; i < 15; ++i) mids[i] = (nf4_table()[i] + nf4_table()[i + 1]) / 2.0f;
+      t.count = 15;
+    } else {
+      for (int i = 0; i < 7; ++i) mids[i] = (kFp4Mags[i] + kFp4Mags[i + 1]) / 2.0f;
+      t.count = 7;
+      t.sign_bit = true;
+      t.code_of = kFp4Codes;
+    }
+    t.mids = mids.data();
+  }
+};
 
 class Bnb4bit : public Scheme {
  public:
@@ -44,7 +64,7 @@ class Bnb4bit : public Scheme {
   std::string state_key() const { return std::string("weight.quant_state.bitsandbytes__") + (nf4_ ? "nf4" : "fp4"); }
   static int64_t blocks(int64_t n) { return (n + kBlock - 1) / kBlock; }
 
-  QuantizedWeight quantize(const Tensor& w) const override {
+  QuantizedWeight reference_quantize(const Tensor& w) const override {
     const int64_t n = w.size(0), k = w.size(1), total = n * k, nb = blocks(total);
     std::vector<float> x = weight_values(w), absmax(static_cast<size_t>(nb));
     Tensor packed = Tensor::zeros({(total + 1) / 2, 1}, DType::U8, MemTag::Weights);
@@ -60,6 +80,39 @@ class Bnb4bit : public Scheme {
         bytes[e / 2] |= static_cast<uint8_t>(e % 2 == 0 ? c << 4 : c);
       }
     }
+    return finish(w, packed, absmax);
+  }
+
+  // Blocks are independent (64 codes = 32 whole bytes each): the same arithmetic, vectorised
+  // (the code is the count of table midpoints below the value), on all threads.
+  QuantizedWeight quantize(const Tensor& w) const override {
+    const int64_t n = w.size(0), k = w.size(1), total = n * k, nb = blocks(total);
+    std::vector<float> x = weight_values_fast(w), absmax(static_cast<size_t>(nb));
+    Tensor packed = Tensor::empty({(total + 1) / 2, 1}, DType::U8, MemTag::Weights);
+    uint8_t* bytes = packed.data<uint8_t>();
+    const kernels::qk::Kernels& kern = kernels::qk::get();
+    const kernels::qk::NearestCodes& nc = nearest_codes();
+    parallel_rows(nb, kBlock, [&](int64_t b0, int64_t b1) {
+      uint8_t c[kBlock + 1];
+      for (int64_t b = b0; b < b1; ++b) {
+        const int64_t e0 = b * kBlock, len = std::min(total, e0 + kBlock) - e0;
+        const float a = len > 0 ? kern.abs_max(&x[e0], false, len) : 0.0f;
+        absmax[b] = a;
+        kern.nearest_codes(&x[e0], len, a == 0.0f ? 0.0f : 1.0f / a, nc, c);
+        c[len] = 0;
+        for (int64_t e = 0; e < len; e += 2) bytes[(e0 + e) / 2] = static_cast<uint8_t>((c[e] << 4) | c[e + 1]);
+      }
+    });
+    return finish(w, packed, absmax);
+  }
+
+  const kernels::qk::NearestCodes& nearest_codes() const {
+    static const NearestTable nf4(true), fp4(false);
+    return nf4_ ? nf4.t : fp4.t;
+  }
+
+  QuantizedWeight finish(const Tensor& w, const Tensor& packed, const std::vector<float>& absmax) const {
+    const int64_t n = w.size(0), k = w.size(1), nb = static_cast<int64_t>(absmax.size());
     QuantizedWeight q{name(), n, k, w.dtype(), {}};
     q.parts["weight"] = packed;
     const auto& table = nf4_ ? nf4_table() : fp4_table();
@@ -114,6 +167,22 @@ class Bnb4bit : public Scheme {
     return j;
   }
 
+  // The fp32 absmax of every block (double quantization undone).
+  std::vector<float> absmax_values(const QuantizedWeight& q) const {
+    const int64_t nb = blocks(q.out * q.in);
+    std::vector<float> absmax(static_cast<size_t>(nb));
+    if (dq_) {
+      const float offset = static_cast<float>(quant_state(q)["nested_offset"].get<double>());
+      const uint8_t* qa = q.part("weight.absmax").data<uint8_t>();
+      const float* nested = q.part("weight.nested_absmax").data<float>();
+      const float* dyn = q.part("weight.nested_quant_map").data<float>();
+      for (int64_t b = 0; b < nb; ++b) absmax[b] = dyn[qa[b]] * nested[b / kNestedBlock] + offset;
+    } else {
+      std::memcpy(absmax.data(), q.part("weight.absmax").data<float>(), sizeof(float) * nb);
+    }
+    return absmax;
+  }
+
   void validate(const QuantizedWeight& q) const override {
     const int64_t total = q.out * q.in, nb = blocks(total);
     expect_part(q, "weight", DType::U8, {(total + 1) / 2, 1});
@@ -128,19 +197,9 @@ class Bnb4bit : public Scheme {
     quant_state(q);
   }
 
-  std::unique_ptr<kernels::WeightRowDecoder> decoder(const QuantizedWeight& q) const override {
-    const int64_t total = q.out * q.in, nb = blocks(total);
+  std::unique_ptr<kernels::WeightRowDecoder> reference_decoder(const QuantizedWeight& q) const override {
     // Restore the fp32 absmax once (double quantization folds in here).
-    auto absmax = std::make_shared<std::vector<float>>(static_cast<size_t>(nb));
-    if (dq_) {
-      const float offset = static_cast<float>(quant_state(q)["nested_offset"].get<double>());
-      const uint8_t* qa = q.part("weight.absmax").data<uint8_t>();
-      const float* nested = q.part("weight.nested_absmax").data<float>();
-      const float* dyn = q.part("weight.nested_quant_map").data<float>();
-      for (int64_t b = 0; b < nb; ++b) (*absmax)[b] = dyn[qa[b]] * nested[b / kNestedBlock] + offset;
-    } else {
-      std::memcpy(absmax->data(), q.part("weight.absmax").data<float>(), sizeof(float) * nb);
-    }
+    auto absmax = std::make_shared<std::vector<float>>(absmax_values(q));
     std::array<float, 16> table;
     std::memcpy(table.data(), q.part("weight.quant_map").data<float>(), sizeof(table));
     Tensor packed = q.part("weight");
@@ -153,6 +212,32 @@ class Bnb4bit : public Scheme {
         dst[j] = table[code] * (*absmax)[e / kBlock];
       }
     });
+  }
+
+  // One table (quant_map * absmax) per block; blocks run over the flattened weight, so a row may
+  // start inside a block and inside a byte.
+  std::unique_ptr<kernels::WeightRowDecoder> decoder(const QuantizedWeight& q) const override {
+    auto absmax = std::make_shared<std::vector<float>>(absmax_values(q));
+    auto table = std::make_shared<std::array<float, 16>>();
+    std::memcpy(table->data(), q.part("weight.quant_map").data<float>(), sizeof(float) * 16);
+    Tensor packed = q.part("weight");
+    const int64_t k = q.in;
+    auto run = [=](int64_t row) {
+      const int64_t e0 = row * k;
+      kernels::qk::Lut4Run p;
+      p.bytes = packed.data<uint8_t>() + e0 / 2;
+      p.layout = kernels::qk::Nibbles::HighFirst;
+      p.odd_start = e0 % 2 != 0;
+      p.n = k;
+      p.group = kBlock;
+      p.first_group = kBlock - e0 % kBlock;
+      p.base = table->data();
+      p.scale = absmax->data() + e0 / kBlock;
+      return p;
+    };
+    return std::make_unique<FunctionRowDecoder>(
+        q.out, k, q.bytes(), [=](int64_t row, float* dst) { kernels::qk::get().lut4_f32(run(row), dst); },
+        [=](int64_t row, uint16_t* dst) { kernels::qk::get().lut4_bf16(run(row), dst); });
   }
 
  private:
@@ -168,7 +253,7 @@ class LlmInt8 : public Scheme {
   ActivationQuant activation() const override { return ActivationQuant::LlmInt8; }
   std::map<std::string, std::string> attributes() const override { return {{"llm_int8_threshold", "6.0"}}; }
 
-  QuantizedWeight quantize(const Tensor& w) const override {
+  QuantizedWeight reference_quantize(const Tensor& w) const override {
     const int64_t n = w.size(0), k = w.size(1);
     const DTypeRounder to_f16{DType::F16};
     std::vector<float> x = weight_values(w), scb(static_cast<size_t>(n));
@@ -182,9 +267,37 @@ class LlmInt8 : public Scheme {
         cb.data<int8_t>()[i * k + j] =
             static_cast<int8_t>(std::clamp(round_half_even(to_f16(x[i * k + j]) * f), -127.0f, 127.0f));
     }
-    QuantizedWeight q{name(), n, k, w.dtype(), {}};
+    return parts(w, cb, scb);
+  }
+
+  QuantizedWeight quantize(const Tensor& w) const override {
+    kernels::qk::Round rd;
+    if (!fast_round(w.dtype(), &rd)) return reference_quantize(w);
+    const int64_t n = w.size(0), k = w.size(1);
+    const Tensor src = w.contiguous();
+    const bool bf = src.dtype() == DType::BF16;
+    std::vector<float> scb(static_cast<size_t>(n));
+    Tensor cb = Tensor::empty({n, k}, DType::I8, MemTag::Weights);
+    const kernels::qk::Kernels& kern = kernels::qk::get();
+    parallel_rows(n, k, [&](int64_t r0, int64_t r1) {
+      for (int64_t i = r0; i < r1; ++i) {
+        const void* row = row_ptr(src, i);
+        const float a = kern.abs_max_f16(row, bf, k);
+        scb[i] = a;
+        kernels::qk::QuantS8Params p;
+        p.s = a == 0.0f ? 0.0f : 127.0f / a;
+        p.f16_first = true;
+        p.lo = -127.0f;
+        kern.quant_s8(row, bf, k, p, cb.data<int8_t>() + i * k);
+      }
+    });
+    return parts(w, cb, scb);
+  }
+
+  QuantizedWeight parts(const Tensor& w, const Tensor& cb, const std::vector<float>& scb) const {
+    QuantizedWeight q{name(), w.size(0), w.size(1), w.dtype(), {}};
     q.parts["weight"] = cb;
-    q.parts["SCB"] = float_part(scb, {n}, DType::F32);
+    q.parts["SCB"] = float_part(scb, {w.size(0)}, DType::F32);
     q.parts["weight_format"] = Tensor::zeros({}, DType::U8, MemTag::Weights);  // 0 = "row"
     return q;
   }
@@ -197,7 +310,7 @@ class LlmInt8 : public Scheme {
                  name(), " part 'weight_format' must be 0 (row); other layouts are not supported");
   }
 
-  std::unique_ptr<kernels::WeightRowDecoder> decoder(const QuantizedWeight& q) const override {
+  std::unique_ptr<kernels::WeightRowDecoder> reference_decoder(const QuantizedWeight& q) const override {
     Tensor cb = q.part("weight"), scb = q.part("SCB");
     const int64_t k = q.in;
     return std::make_unique<FunctionRowDecoder>(q.out, k, q.bytes(), [=](int64_t row, float* dst) {
@@ -205,6 +318,22 @@ class LlmInt8 : public Scheme {
       const int8_t* c = cb.data<int8_t>() + row * k;
       for (int64_t j = 0; j < k; ++j) dst[j] = static_cast<float>(c[j]) * s;
     });
+  }
+
+  std::unique_ptr<kernels::WeightRowDecoder> decoder(const QuantizedWeight& q) const override {
+    Tensor cb = q.part("weight"), scb = q.part("SCB");
+    const int64_t k = q.in;
+    using kernels::qk::Round;
+    return std::make_unique<FunctionRowDecoder>(
+        q.out, k, q.bytes(),
+        [=](int64_t row, float* dst) {
+          kernels::qk::get().s8_mul_f32(cb.data<int8_t>() + row * k, k, scb.data<float>()[row] / 127.0f, Round::None,
+                                        dst);
+        },
+        [=](int64_t row, uint16_t* dst) {
+          kernels::qk::get().s8_mul_bf16(cb.data<int8_t>() + row * k, k, scb.data<float>()[row] / 127.0f, Round::None,
+                                         dst);
+        });
   }
 };
 

@@ -6,6 +6,7 @@
 // Parts use torchao's safetensors names (_weight_qdata, _weight_scale, _weight_zero_point).
 #include <algorithm>
 #include <cmath>
+#include <cstring>
 #include <regex>
 
 #include "qdit/core/error.h"
@@ -44,7 +45,7 @@ class Int8Row : public Scheme {
   double bits() const override { return 8; }
   ActivationQuant activation() const override { return act_; }
 
-  QuantizedWeight quantize(const Tensor& w) const override {
+  QuantizedWeight reference_quantize(const Tensor& w) const override {
     const int64_t n = w.size(0), k = w.size(1);
     const DTypeRounder r{w.dtype()};
     std::vector<float> x = weight_values(w), scale(static_cast<size_t>(n));
@@ -56,11 +57,30 @@ class Int8Row : public Scheme {
         data.data<int8_t>()[i * k + j] =
             static_cast<int8_t>(std::clamp(round_half_even(r(x[i * k + j] * inv)), -128.0f, 127.0f));
     }
-    QuantizedWeight q{name_, n, k, w.dtype(), {}};
-    q.parts["_weight_qdata"] = data;
-    q.parts["_weight_scale"] = float_part(scale, {n, 1}, DType::F32);
-    q.parts["_weight_zero_point"] = Tensor::zeros({n, 1}, DType::I8, MemTag::Weights);
-    return q;
+    return parts(w, data, scale);
+  }
+
+  QuantizedWeight quantize(const Tensor& w) const override {
+    kernels::qk::Round rd;
+    if (!fast_round(w.dtype(), &rd)) return reference_quantize(w);
+    const int64_t n = w.size(0), k = w.size(1);
+    const DTypeRounder r{w.dtype()};
+    const Tensor src = w.contiguous();
+    const bool bf = src.dtype() == DType::BF16;
+    std::vector<float> scale(static_cast<size_t>(n));
+    Tensor data = Tensor::empty({n, k}, DType::I8, MemTag::Weights);
+    const kernels::qk::Kernels& kern = kernels::qk::get();
+    parallel_rows(n, k, [&](int64_t r0, int64_t r1) {
+      for (int64_t i = r0; i < r1; ++i) {
+        const void* row = row_ptr(src, i);
+        scale[i] = std::max(r(kern.abs_max(row, bf, k) / 127.5f), kF32Eps);
+        kernels::qk::QuantS8Params p;
+        p.s = r(1.0f / scale[i]);
+        p.round = rd;
+        kern.quant_s8(row, bf, k, p, data.data<int8_t>() + i * k);
+      }
+    });
+    return parts(w, data, scale);
   }
 
   void validate(const QuantizedWeight& q) const override {
@@ -68,7 +88,7 @@ class Int8Row : public Scheme {
     expect_part(q, "_weight_scale", DType::F32, {q.out, 1});
   }
 
-  std::unique_ptr<kernels::WeightRowDecoder> decoder(const QuantizedWeight& q) const override {
+  std::unique_ptr<kernels::WeightRowDecoder> reference_decoder(const QuantizedWeight& q) const override {
     Tensor data = q.part("_weight_qdata"), scale = q.part("_weight_scale");
     const int64_t k = q.in;
     return std::make_unique<FunctionRowDecoder>(q.out, q.in, q.bytes(), [=](int64_t row, float* dst) {
@@ -78,7 +98,30 @@ class Int8Row : public Scheme {
     });
   }
 
+  std::unique_ptr<kernels::WeightRowDecoder> decoder(const QuantizedWeight& q) const override {
+    Tensor data = q.part("_weight_qdata"), scale = q.part("_weight_scale");
+    const int64_t k = q.in;
+    using kernels::qk::Round;
+    return std::make_unique<FunctionRowDecoder>(
+        q.out, q.in, q.bytes(),
+        [=](int64_t row, float* dst) {
+          kernels::qk::get().s8_mul_f32(data.data<int8_t>() + row * k, k, scale.data<float>()[row], Round::None, dst);
+        },
+        [=](int64_t row, uint16_t* dst) {
+          kernels::qk::get().s8_mul_bf16(data.data<int8_t>() + row * k, k, scale.data<float>()[row], Round::None, dst);
+        });
+  }
+
  private:
+  QuantizedWeight parts(const Tensor& w, const Tensor& data, const std::vector<float>& scale) const {
+    const int64_t n = w.size(0), k = w.size(1);
+    QuantizedWeight q{name_, n, k, w.dtype(), {}};
+    q.parts["_weight_qdata"] = data;
+    q.parts["_weight_scale"] = float_part(scale, {n, 1}, DType::F32);
+    q.parts["_weight_zero_point"] = Tensor::zeros({n, 1}, DType::I8, MemTag::Weights);
+    return q;
+  }
+
   std::string name_;
   ActivationQuant act_;
 };
@@ -98,7 +141,7 @@ class Int4Groups : public Scheme {
     return out > 0 && in % 2 == 0 && in % effective_group(in, group_) == 0;
   }
 
-  QuantizedWeight quantize(const Tensor& w) const override {
+  QuantizedWeight reference_quantize(const Tensor& w) const override {
     const int64_t n = w.size(0), k = w.size(1), gs = effective_group(k, group_), ng = k / gs;
     std::vector<float> x = weight_values(w), scale(static_cast<size_t>(ng * n)), zero(scale.size());
     Tensor data = Tensor::zeros({n, k / 2}, DType::I8, MemTag::Weights);
@@ -118,6 +161,39 @@ class Int4Groups : public Scheme {
         }
       }
     }
+    return parts(w, data, scale, zero);
+  }
+
+  // Rows are independent: the same arithmetic, vectorised, on all threads (groups start at even
+  // columns, so each byte holds two codes of one group).
+  QuantizedWeight quantize(const Tensor& w) const override {
+    const int64_t n = w.size(0), k = w.size(1), gs = effective_group(k, group_), ng = k / gs;
+    std::vector<float> x = weight_values_fast(w), scale(static_cast<size_t>(ng * n)), zero(scale.size());
+    Tensor data = Tensor::empty({n, k / 2}, DType::I8, MemTag::Weights);
+    uint8_t* bytes = data.data<uint8_t>();
+    const kernels::qk::Kernels& kern = kernels::qk::get();
+    parallel_rows(n, k, [&](int64_t r0, int64_t r1) {
+      std::vector<uint8_t> u(static_cast<size_t>(gs));
+      for (int64_t i = r0; i < r1; ++i)
+        for (int64_t g = 0; g < ng; ++g) {
+          const float* v = &x[i * k + g * gs];
+          float mn, mx;
+          kern.min_max(v, gs, &mn, &mx);
+          const float s = std::max(mx - mn, 1e-6f) / 15.0f;
+          scale[g * n + i] = s;
+          zero[g * n + i] = mn + 8.0f * s;
+          kern.affine_codes(v, gs, mn, s, u.data());
+          uint8_t* out = bytes + i * (k / 2) + g * gs / 2;
+          for (int64_t c = 0; c < gs; c += 2)
+            out[c / 2] = static_cast<uint8_t>(((u[c] - 8) & 0xF) | (((u[c + 1] - 8) & 0xF) << 4));
+        }
+    });
+    return parts(w, data, scale, zero);
+  }
+
+  QuantizedWeight parts(const Tensor& w, const Tensor& data, const std::vector<float>& scale,
+                        const std::vector<float>& zero) const {
+    const int64_t n = w.size(0), k = w.size(1), ng = k / effective_group(k, group_);
     QuantizedWeight q{name(), n, k, w.dtype(), {}};
     q.parts["_weight_qdata"] = data;
     q.parts["_weight_scale"] = float_part(scale, {ng, n}, w.dtype());
@@ -132,7 +208,7 @@ class Int4Groups : public Scheme {
     expect_part(q, "_weight_zero_point", q.source_dtype, {ng, q.out});
   }
 
-  std::unique_ptr<kernels::WeightRowDecoder> decoder(const QuantizedWeight& q) const override {
+  std::unique_ptr<kernels::WeightRowDecoder> reference_decoder(const QuantizedWeight& q) const override {
     const int64_t n = q.out, k = q.in, gs = effective_group(k, group_);
     auto scale = std::make_shared<std::vector<float>>(part_values(q.part("_weight_scale")));
     auto zero = std::make_shared<std::vector<float>>(part_values(q.part("_weight_zero_point")));
@@ -147,6 +223,33 @@ class Int4Groups : public Scheme {
         dst[j] = r(r(code * (*scale)[g]) + (*zero)[g]);
       }
     });
+  }
+
+  // One 16-entry table per group (r(r(code * scale) + zero)), looked up by nibble.
+  std::unique_ptr<kernels::WeightRowDecoder> decoder(const QuantizedWeight& q) const override {
+    kernels::qk::Round rd;
+    if (!fast_round(q.source_dtype, &rd)) return reference_decoder(q);
+    const int64_t n = q.out, k = q.in, gs = effective_group(k, group_);
+    auto scale = std::make_shared<std::vector<float>>(part_values(q.part("_weight_scale")));
+    auto zero = std::make_shared<std::vector<float>>(part_values(q.part("_weight_zero_point")));
+    Tensor data = q.part("_weight_qdata");
+    static const float kCodes[16] = {0, 1, 2, 3, 4, 5, 6, 7, -8, -7, -6, -5, -4, -3, -2, -1};
+    auto run = [=](int64_t row) {
+      kernels::qk::Lut4Run p;
+      p.bytes = data.data<uint8_t>() + row * (k / 2);
+      p.layout = kernels::qk::Nibbles::LowFirst;
+      p.n = k;
+      p.group = p.first_group = gs;
+      p.base = kCodes;
+      p.scale = scale->data() + row;
+      p.zero = zero->data() + row;
+      p.scale_stride = p.zero_stride = n;
+      p.round = rd;
+      return p;
+    };
+    return std::make_unique<FunctionRowDecoder>(
+        n, k, q.bytes(), [=](int64_t row, float* dst) { kernels::qk::get().lut4_f32(run(row), dst); },
+        [=](int64_t row, uint16_t* dst) { kernels::qk::get().lut4_bf16(run(row), dst); });
   }
 
  private:
@@ -164,7 +267,7 @@ class Int4SymGroups : public Scheme {
   ActivationQuant activation() const override { return ActivationQuant::Int8PerTokenAsym; }
   bool applies_to(int64_t out, int64_t in) const override { return out > 0 && in % effective_group(in, 32) == 0; }
 
-  QuantizedWeight quantize(const Tensor& w) const override {
+  QuantizedWeight reference_quantize(const Tensor& w) const override {
     const int64_t n = w.size(0), k = w.size(1), gs = effective_group(k, 32), ng = k / gs;
     const DTypeRounder r{w.dtype()};
     std::vector<float> x = weight_values(w), scale(static_cast<size_t>(n * ng));
@@ -190,7 +293,7 @@ class Int4SymGroups : public Scheme {
     expect_part(q, "_weight_scale", q.source_dtype, {q.out, q.in / effective_group(q.in, 32)});
   }
 
-  std::unique_ptr<kernels::WeightRowDecoder> decoder(const QuantizedWeight& q) const override {
+  std::unique_ptr<kernels::WeightRowDecoder> reference_decoder(const QuantizedWeight& q) const override {
     const int64_t k = q.in, gs = effective_group(k, 32), ng = k / gs;
     auto scale = std::make_shared<std::vector<float>>(part_values(q.part("_weight_scale")));
     Tensor data = q.part("_weight_qdata");
@@ -218,7 +321,7 @@ class Float8 : public Scheme {
   float fmax() const { return e5m2_ ? 57344.0f : 448.0f; }
   DType code_dtype() const { return e5m2_ ? DType::F8E5M2 : DType::F8E4M3; }
 
-  QuantizedWeight quantize(const Tensor& w) const override {
+  QuantizedWeight reference_quantize(const Tensor& w) const override {
     const int64_t n = w.size(0), k = w.size(1), ns = per_row_ ? n : 1;
     const DTypeRounder r{w.dtype()};
     std::vector<float> x = weight_values(w), scale(static_cast<size_t>(ns));
@@ -233,10 +336,52 @@ class Float8 : public Scheme {
         data.data<uint8_t>()[i * k + j] = e5m2_ ? f32_to_fp8_e5m2(v) : f32_to_fp8_e4m3fn(v);
       }
     }
-    QuantizedWeight q{name_, n, k, w.dtype(), {}};
-    q.parts["_weight_qdata"] = data;
-    q.parts["_weight_scale"] = float_part(scale, {ns, 1}, DType::F32);
-    return q;
+    return parts(w, data, scale);
+  }
+
+  QuantizedWeight quantize(const Tensor& w) const override {
+    kernels::qk::Round rd;
+    if (!fast_round(w.dtype(), &rd)) return reference_quantize(w);
+    const int64_t n = w.size(0), k = w.size(1);
+    const DTypeRounder r{w.dtype()};
+    const Tensor src = w.contiguous();
+    const bool bf = src.dtype() == DType::BF16;
+    const kernels::qk::Kernels& kern = kernels::qk::get();
+    std::vector<float> scale(static_cast<size_t>(per_row_ ? n : 1));
+    Tensor data = Tensor::empty({n, k}, code_dtype(), MemTag::Weights);
+    auto codes_of = [&](int64_t i, float s) {
+      uint8_t* codes = data.data<uint8_t>() + i * k;
+      if (s == 0.0f) {
+        std::memset(codes, 0, static_cast<size_t>(k));  // fp8 code of 0.0
+        return;
+      }
+      kernels::qk::QuantFp8Params p;
+      p.s = s;
+      p.fmax = fmax();
+      p.e5m2 = e5m2_;
+      kern.quant_fp8(row_ptr(src, i), bf, k, p, codes);
+    };
+    if (per_row_) {  // one pass: each row's scale, then its codes
+      parallel_rows(n, k, [&](int64_t r0, int64_t r1) {
+        for (int64_t i = r0; i < r1; ++i) {
+          scale[i] = r(kern.abs_max(row_ptr(src, i), bf, k) / fmax());
+          codes_of(i, scale[i]);
+        }
+      });
+      return parts(w, data, scale);
+    }
+    // Per tensor: the amax is the max of the rows' (max is exact and ignores NaN either way).
+    std::vector<float> amax(static_cast<size_t>(n));
+    parallel_rows(n, k, [&](int64_t r0, int64_t r1) {
+      for (int64_t i = r0; i < r1; ++i) amax[i] = kern.abs_max(row_ptr(src, i), bf, k);
+    });
+    float a = 0.0f;
+    for (float v : amax) a = std::max(a, v);
+    scale[0] = r(a / fmax());
+    parallel_rows(n, k, [&](int64_t r0, int64_t r1) {
+      for (int64_t i = r0; i < r1; ++i) codes_of(i, scale[0]);
+    });
+    return parts(w, data, scale);
   }
 
   void validate(const QuantizedWeight& q) const override {
@@ -244,7 +389,7 @@ class Float8 : public Scheme {
     expect_part(q, "_weight_scale", DType::F32, {per_row_ ? q.out : 1, 1});
   }
 
-  std::unique_ptr<kernels::WeightRowDecoder> decoder(const QuantizedWeight& q) const override {
+  std::unique_ptr<kernels::WeightRowDecoder> reference_decoder(const QuantizedWeight& q) const override {
     Tensor data = q.part("_weight_qdata"), scale = q.part("_weight_scale");
     const int64_t k = q.in;
     const bool e5m2 = e5m2_, per_row = per_row_;
@@ -255,7 +400,31 @@ class Float8 : public Scheme {
     });
   }
 
+  std::unique_ptr<kernels::WeightRowDecoder> decoder(const QuantizedWeight& q) const override {
+    Tensor data = q.part("_weight_qdata"), scale = q.part("_weight_scale");
+    const int64_t k = q.in;
+    const bool e5m2 = e5m2_, per_row = per_row_;
+    using kernels::qk::Round;
+    return std::make_unique<FunctionRowDecoder>(
+        q.out, k, q.bytes(),
+        [=](int64_t row, float* dst) {
+          kernels::qk::get().fp8_mul_f32(data.data<uint8_t>() + row * k, k, e5m2,
+                                         scale.data<float>()[per_row ? row : 0], Round::None, dst);
+        },
+        [=](int64_t row, uint16_t* dst) {
+          kernels::qk::get().fp8_mul_bf16(data.data<uint8_t>() + row * k, k, e5m2,
+                                          scale.data<float>()[per_row ? row : 0], Round::None, dst);
+        });
+  }
+
  private:
+  QuantizedWeight parts(const Tensor& w, const Tensor& data, const std::vector<float>& scale) const {
+    QuantizedWeight q{name_, w.size(0), w.size(1), w.dtype(), {}};
+    q.parts["_weight_qdata"] = data;
+    q.parts["_weight_scale"] = float_part(scale, {static_cast<int64_t>(scale.size()), 1}, DType::F32);
+    return q;
+  }
+
   std::string name_;
   bool e5m2_, per_row_;
   ActivationQuant act_;
@@ -274,7 +443,7 @@ class FloatX : public Scheme {
   std::string library() const override { return "torchao"; }
   double bits() const override { return 1 + f_.ebits + f_.mbits; }
 
-  QuantizedWeight quantize(const Tensor& w) const override {
+  QuantizedWeight reference_quantize(const Tensor& w) const override {
     const int64_t n = w.size(0), k = w.size(1);
     const DTypeRounder r{w.dtype()};
     std::vector<float> x = weight_values(w), scale(static_cast<size_t>(n));
@@ -294,7 +463,7 @@ class FloatX : public Scheme {
     expect_part(q, "_weight_scale", q.source_dtype, {q.out, 1});
   }
 
-  std::unique_ptr<kernels::WeightRowDecoder> decoder(const QuantizedWeight& q) const override {
+  std::unique_ptr<kernels::WeightRowDecoder> reference_decoder(const QuantizedWeight& q) const override {
     auto scale = std::make_shared<std::vector<float>>(part_values(q.part("_weight_scale")));
     Tensor data = q.part("_weight_qdata");
     const int64_t k = q.in;
@@ -334,7 +503,7 @@ class UIntX : public Scheme {
   }
   static std::string shard_name(int sb) { return "_weight_int" + std::to_string(sb) + "_shard"; }
 
-  QuantizedWeight quantize(const Tensor& w) const override {
+  QuantizedWeight reference_quantize(const Tensor& w) const override {
     const int64_t n = w.size(0), k = w.size(1), gs = effective_group(k, 64), ng = k / gs;
     const float qmax = static_cast<float>((1 << bits_) - 1);
     const DTypeRounder r{w.dtype()};
@@ -381,7 +550,7 @@ class UIntX : public Scheme {
     expect_part(q, "_weight_zero_point", DType::I32, {q.out, ng});
   }
 
-  std::unique_ptr<kernels::WeightRowDecoder> decoder(const QuantizedWeight& q) const override {
+  std::unique_ptr<kernels::WeightRowDecoder> reference_decoder(const QuantizedWeight& q) const override {
     const int64_t k = q.in, gs = effective_group(k, 64), ng = k / gs;
     auto scale = std::make_shared<std::vector<float>>(part_values(q.part("_weight_scale")));
     Tensor zp = q.part("_weight_zero_point");

@@ -1,19 +1,19 @@
 // Int8Linear: dynamic per-token int8 activations x pre-packed s8 weights through oneDNN's int8
-// matmul. The per-channel weight scale is oneDNN's output scale; the per-token activation scale,
-// the bias, the activation and the residual add are post-ops, so y is written once.
-#include <immintrin.h>
-
+// matmul, then the per-token scale, bias, activation and residual add.
 #include <algorithm>
 #include <cmath>
 #include <cstring>
 #include <map>
 #include <mutex>
 #include <oneapi/dnnl/dnnl.hpp>
+#include <string>
+#include <vector>
 
 #include "qdit/core/error.h"
 #include "qdit/core/parallel.h"
 #include "qdit/kernels/cpu/dnnl_context.h"
 #include "qdit/kernels/gemm.h"
+#include "qdit/kernels/quant_kernels.h"
 
 namespace qdit::kernels {
 
@@ -23,70 +23,65 @@ using dt = dnnl::memory::data_type;
 using cpu::dnnl_engine;
 using cpu::dnnl_stream;
 
-namespace {
-
-constexpr float kF32Eps = 1.1920928955078125e-07f;
-
-void quantize_row(const float* x, int64_t k, float divisor, int8_t* q, float* scale) {
-  __m256 vmax = _mm256_setzero_ps();
-  const __m256 sign = _mm256_set1_ps(-0.0f);
-  int64_t j = 0;
-  for (; j + 8 <= k; j += 8) vmax = _mm256_max_ps(vmax, _mm256_andnot_ps(sign, _mm256_loadu_ps(x + j)));
-  float lanes[8];
-  _mm256_storeu_ps(lanes, vmax);
-  float amax = 0.0f;
-  for (float v : lanes) amax = std::max(amax, v);
-  for (; j < k; ++j) amax = std::max(amax, std::fabs(x[j]));
-  const float s = std::max(amax / divisor, kF32Eps);
-  const float inv = 1.0f / s;
-  *scale = s;
-  const __m256 vinv = _mm256_set1_ps(inv), lo = _mm256_set1_ps(-128.0f), hi = _mm256_set1_ps(127.0f);
-  j = 0;
-  for (; j + 16 <= k; j += 16) {
-    // cvtps rounds half to even (default MXCSR), like torch.round.
-    __m256 a = _mm256_min_ps(_mm256_max_ps(_mm256_mul_ps(_mm256_loadu_ps(x + j), vinv), lo), hi);
-    __m256 b = _mm256_min_ps(_mm256_max_ps(_mm256_mul_ps(_mm256_loadu_ps(x + j + 8), vinv), lo), hi);
-    __m256i ia = _mm256_cvtps_epi32(a), ib = _mm256_cvtps_epi32(b);
-    __m256i w16 = _mm256_permute4x64_epi64(_mm256_packs_epi32(ia, ib), 0xD8);  // 16 x i16 in order
-    __m128i w8 = _mm_packs_epi16(_mm256_castsi256_si128(w16), _mm256_extracti128_si256(w16, 1));
-    _mm_storeu_si128(reinterpret_cast<__m128i*>(q + j), w8);
-  }
-  for (; j < k; ++j) q[j] = static_cast<int8_t>(std::clamp(std::nearbyint(x[j] * inv), -128.0f, 127.0f));
-}
-
-struct Key {
-  int64_t m;
-  Activation act;
-  bool accumulate;
-  bool operator<(const Key& o) const { return std::tie(m, act, accumulate) < std::tie(o.m, o.act, o.accumulate); }
-};
-
-}  // namespace
-
 void quantize_rows_s8(const float* x, int64_t m, int64_t k, float divisor, int8_t* q, float* scales) {
+  const qk::Kernels& kern = qk::get();
   parallel_for(m, 8, [&](int64_t r0, int64_t r1) {
-    for (int64_t r = r0; r < r1; ++r) quantize_row(x + r * k, k, divisor, q + r * k, scales + r);
+    for (int64_t r = r0; r < r1; ++r) kern.act_quant_s8(x + r * k, k, divisor, q + r * k, scales + r);
   });
 }
 
+// oneDNN's brgemm int8 matmul (AMX / VNNI) runs fastest on weights pre-packed in its blocked
+// layout, but in oneDNN 2.6 it takes the per-token scale neither as a {M, 1} binary post-op (that
+// sends it to the reference kernel: seconds per call) nor, with blocked weights, in a batched
+// 3-D form; runtime output scales also push it out. So the GEMM applies only the constant
+// per-channel weight scales, one block of rows at a time into a scratch that stays in L2, and the
+// epilogue runs on that block right after: * x_scale[m], + bias, the activation (oneDNN's eltwise,
+// the same code its post-ops run), + y. The order of operations is that of the post-op chain.
 struct Int8Linear::Impl {
   memory::desc packed_md;
   memory packed;
-  Tensor w_scale, bias;  // f32 [N], f32 [1, N]
+  std::vector<float> w_scale;
+  Tensor bias;  // f32 [N] or undefined
   float divisor = 127.5f;
+  int64_t chunk = 0;  // rows per GEMM call
   mutable std::mutex mu;
-  mutable std::map<Key, dnnl::matmul> prims;
+  mutable std::map<int64_t, dnnl::matmul> prims;  // by rows
+  mutable std::map<std::pair<int64_t, Activation>, dnnl::eltwise_forward> acts;
 
-  dnnl::matmul::primitive_desc make_pd(int64_t m, int64_t k, int64_t n, const memory::desc& wmd, Activation act,
-                                       bool accumulate) const {
+  dnnl::matmul::primitive_desc make_pd(int64_t m, int64_t k, int64_t n, const memory::desc& wmd) const {
     memory::desc src({m, k}, dt::s8, tag::ab), dst({m, n}, dt::f32, tag::ab);
     dnnl::primitive_attr attr;
-    attr.set_output_scales(1 << 1, {DNNL_RUNTIME_F32_VAL});
-    dnnl::post_ops po;
-    po.append_binary(dnnl::algorithm::binary_mul, memory::desc({m, 1}, dt::f32, tag::ab));
-    if (bias.defined()) po.append_binary(dnnl::algorithm::binary_add, memory::desc({1, n}, dt::f32, tag::ab));
-    attr.set_post_ops(cpu::make_post_ops(act, accumulate, po));
+    attr.set_output_scales(1 << 1, w_scale);
     return dnnl::matmul::primitive_desc(dnnl::matmul::desc(src, wmd, dst), attr, dnnl_engine());
+  }
+
+  dnnl::matmul prim(int64_t m, int64_t k, int64_t n) const {
+    std::lock_guard<std::mutex> lock(mu);
+    auto it = prims.find(m);
+    if (it == prims.end()) it = prims.emplace(m, dnnl::matmul(make_pd(m, k, n, packed_md))).first;
+    return it->second;
+  }
+
+  dnnl::eltwise_forward act(int64_t m, int64_t n, Activation a) const {
+    std::lock_guard<std::mutex> lock(mu);
+    auto it = acts.find({m, a});
+    if (it != acts.end()) return it->second;
+    dnnl::algorithm alg = dnnl::algorithm::eltwise_relu;
+    float alpha = 0.0f;
+    switch (a) {
+      case Activation::GeluTanh: alg = dnnl::algorithm::eltwise_gelu_tanh; break;
+      case Activation::GeluErf: alg = dnnl::algorithm::eltwise_gelu_erf; break;
+      case Activation::Silu:
+        alg = dnnl::algorithm::eltwise_swish;
+        alpha = 1.0f;
+        break;
+      case Activation::Relu:
+      case Activation::None: break;
+    }
+    memory::desc md({m, n}, dt::f32, tag::ab);
+    dnnl::eltwise_forward::desc d(dnnl::prop_kind::forward_inference, alg, md, alpha, 0.0f);
+    return acts.emplace(std::make_pair(m, a), dnnl::eltwise_forward(dnnl::eltwise_forward::primitive_desc(d, dnnl_engine())))
+        .first->second;
   }
 };
 
@@ -97,15 +92,17 @@ Int8Linear::Int8Linear(const Tensor& qweight, const Tensor& w_scale, const Tenso
   n_ = qweight.size(0);
   k_ = qweight.size(1);
   QDIT_CHECK(w_scale.numel() == n_, "[int8 linear] weight scale has ", w_scale.numel(), " elements, expected ", n_);
-  impl_->w_scale = w_scale.contiguous().to(DType::F32).reshape({n_}).clone(MemTag::Weights);
+  impl_->w_scale = w_scale.contiguous().to(DType::F32).reshape({n_}).to_vector();
   if (bias.defined()) {
     QDIT_CHECK(bias.numel() == n_, "[int8 linear] bias has ", bias.numel(), " elements, expected ", n_);
-    impl_->bias = bias.contiguous().to(DType::F32).reshape({1, n_}).clone(MemTag::Weights);
+    impl_->bias = bias.contiguous().to(DType::F32).reshape({n_}).clone(MemTag::Weights);
   }
   impl_->divisor = act_divisor;
+  // About 1 MiB of f32 scratch per block of rows (L2-resident), at least 64 rows for the GEMM.
+  impl_->chunk = std::max<int64_t>(64, (int64_t{1} << 18) / std::max<int64_t>(n_, 1) / 16 * 16);
   Tensor w = qweight.contiguous();
   memory user({{k_, n_}, dt::s8, tag::ba}, dnnl_engine(), w.raw_data());
-  auto pd = impl_->make_pd(1024, k_, n_, memory::desc({k_, n_}, dt::s8, tag::any), Activation::None, false);
+  auto pd = impl_->make_pd(1024, k_, n_, memory::desc({k_, n_}, dt::s8, tag::any));
   impl_->packed_md = pd.weights_desc();
   void* buf = CpuAllocator::instance().allocate(impl_->packed_md.get_size(), MemTag::Weights);
   impl_->packed = memory(impl_->packed_md, dnnl_engine(), buf);
@@ -119,7 +116,8 @@ Int8Linear::~Int8Linear() {
 }
 
 size_t Int8Linear::weight_bytes() const {
-  return impl_->packed_md.get_size() + impl_->w_scale.nbytes() + (impl_->bias.defined() ? impl_->bias.nbytes() : 0);
+  return impl_->packed_md.get_size() + impl_->w_scale.size() * sizeof(float) +
+         (impl_->bias.defined() ? impl_->bias.nbytes() : 0);
 }
 
 void Int8Linear::forward_into(const Tensor& x_in, Tensor& y, const GemmOptions& opt) const {
@@ -131,32 +129,33 @@ void Int8Linear::forward_into(const Tensor& x_in, Tensor& y, const GemmOptions& 
   if (m == 0) return;
   Tensor x = x_in.contiguous().to(DType::F32);
   Tensor q = Tensor::empty({m, k_}, DType::I8, MemTag::Workspace);
-  Tensor xs = Tensor::empty({m, 1}, DType::F32, MemTag::Workspace);
+  Tensor xs = Tensor::empty({m}, DType::F32, MemTag::Workspace);
   quantize_rows_s8(x.data<float>(), m, k_, impl_->divisor, q.data<int8_t>(), xs.data<float>());
 
-  dnnl::matmul prim;
-  {
-    std::lock_guard<std::mutex> lock(impl_->mu);
-    Key key{m, opt.activation, opt.accumulate};
-    auto it = impl_->prims.find(key);
-    if (it == impl_->prims.end())
-      it = impl_->prims.emplace(key, dnnl::matmul(impl_->make_pd(m, k_, n_, impl_->packed_md, opt.activation,
-                                                                  opt.accumulate)))
-               .first;
-    prim = it->second;
+  const qk::Kernels& kern = qk::get();
+  const int64_t chunk = std::min(impl_->chunk, m);
+  Tensor tmp = Tensor::empty({chunk, n_}, DType::F32, MemTag::Workspace);
+  const float* b = impl_->bias.defined() ? impl_->bias.data<float>() : nullptr;
+  float* t = tmp.data<float>();
+  for (int64_t m0 = 0; m0 < m; m0 += chunk) {
+    const int64_t rows = std::min(chunk, m - m0);
+    float* out = y.data<float>() + m0 * n_;
+    dnnl::matmul p = impl_->prim(rows, k_, n_);
+    p.execute(dnnl_stream(), {{DNNL_ARG_SRC, memory({{rows, k_}, dt::s8, tag::ab}, dnnl_engine(), q.data<int8_t>() + m0 * k_)},
+                              {DNNL_ARG_WEIGHTS, impl_->packed},
+                              {DNNL_ARG_DST, memory({{rows, n_}, dt::f32, tag::ab}, dnnl_engine(), t)}});
+    dnnl_stream().wait();
+    const float* xsc = xs.data<float>() + m0;
+    if (opt.activation == Activation::None) {
+      kern.epilogue_rows(t, rows, n_, xsc, b, opt.accumulate, out);
+      continue;
+    }
+    kern.epilogue_rows(t, rows, n_, xsc, b, false, t);
+    memory tm({{rows, n_}, dt::f32, tag::ab}, dnnl_engine(), t);
+    impl_->act(rows, n_, opt.activation).execute(dnnl_stream(), {{DNNL_ARG_SRC, tm}, {DNNL_ARG_DST, tm}});
+    dnnl_stream().wait();
+    kern.epilogue_rows(t, rows, n_, nullptr, nullptr, opt.accumulate, out);
   }
-  std::unordered_map<int, memory> args{
-      {DNNL_ARG_SRC, memory({{m, k_}, dt::s8, tag::ab}, dnnl_engine(), q.raw_data())},
-      {DNNL_ARG_WEIGHTS, impl_->packed},
-      {DNNL_ARG_DST, memory({{m, n_}, dt::f32, tag::ab}, dnnl_engine(), y.raw_data())},
-      {DNNL_ARG_ATTR_OUTPUT_SCALES, memory({{n_}, dt::f32, tag::a}, dnnl_engine(), impl_->w_scale.raw_data())},
-      {DNNL_ARG_ATTR_MULTIPLE_POST_OP(0) | DNNL_ARG_SRC_1,
-       memory({{m, 1}, dt::f32, tag::ab}, dnnl_engine(), xs.raw_data())}};
-  if (impl_->bias.defined())
-    args.emplace(DNNL_ARG_ATTR_MULTIPLE_POST_OP(1) | DNNL_ARG_SRC_1,
-                 memory({{1, n_}, dt::f32, tag::ab}, dnnl_engine(), impl_->bias.raw_data()));
-  prim.execute(dnnl_stream(), args);
-  dnnl_stream().wait();
 }
 
 }  // namespace qdit::kernels

@@ -1,12 +1,15 @@
-// TiledLinear: GEMM over weights that are stored compactly and expanded to f32 one tile of output
-// rows at a time (bf16 on CPUs without a bf16 GEMM; quantized formats via their decoders).
+// TiledLinear: GEMM over weights that are stored compactly and expanded on the fly (bf16 on CPUs
+// without a bf16 GEMM; quantized formats via their decoders): f32 tiles of output rows, or, for the
+// native bf16 GEMM, the whole weight decoded to bf16 for one GEMM.
 #include <algorithm>
 #include <cstring>
 #include <map>
 #include <mutex>
 #include <oneapi/dnnl/dnnl.hpp>
+#include <vector>
 
 #include "qdit/core/error.h"
+#include "qdit/core/parallel.h"
 #include "qdit/kernels/cpu/convert.h"
 #include "qdit/kernels/cpu/dnnl_context.h"
 #include "qdit/kernels/gemm.h"
@@ -49,9 +52,44 @@ struct TileKey {
 
 }  // namespace
 
+void WeightRowDecoder::decode_rows_bf16(int64_t n0, int64_t n1, uint16_t* dst) const {
+  // Chunks of about 64 KiB of f32 keep the intermediate in L2.
+  const int64_t k = std::max<int64_t>(cols(), 1), chunk = std::max<int64_t>(1, 16384 / k);
+  std::vector<float> buf(static_cast<size_t>(std::min(chunk, std::max<int64_t>(n1 - n0, 1)) * k));
+  for (int64_t r = n0; r < n1; r += chunk) {
+    const int64_t e = std::min(n1, r + chunk);
+    decode_rows(r, e, buf.data());
+    cpu::f32_to_bf16_buffer(buf.data(), dst + (r - n0) * cols(), (e - r) * cols());
+  }
+}
+
 std::unique_ptr<WeightRowDecoder> make_bf16_row_decoder(const Tensor& weight_bf16) {
   return std::make_unique<Bf16RowDecoder>(weight_bf16);
 }
+
+// A per-thread workspace that grows to the largest request and lives until the thread exits (the
+// decoded weight of the largest layer); page faults on a fresh buffer each forward would cost as
+// much as the decode.
+class ThreadBuffer {
+ public:
+  ~ThreadBuffer() { CpuAllocator::instance().deallocate(p_, bytes_, MemTag::Workspace); }
+  void* get(size_t bytes) {
+    if (bytes > bytes_) {
+      CpuAllocator::instance().deallocate(p_, bytes_, MemTag::Workspace);
+      p_ = nullptr;
+      bytes_ = 0;
+      p_ = CpuAllocator::instance().allocate(bytes, MemTag::Workspace);
+      bytes_ = bytes;
+    }
+    return p_;
+  }
+
+ private:
+  void* p_ = nullptr;
+  size_t bytes_ = 0;
+};
+
+thread_local ThreadBuffer t_weight_buffer;
 
 struct TiledLinear::Impl {
   std::unique_ptr<WeightRowDecoder> decoder;
@@ -60,19 +98,40 @@ struct TiledLinear::Impl {
   mutable std::map<TileKey, dnnl::matmul> prims;
 
   dt tile_dt = dt::f32;  // bf16 when the CPU multiplies bf16 natively and compute is bf16
+
+  // bf16 tiles: the whole weight is decoded each forward, as plain rows ([N, K] = [K, N] "ba"),
+  // and multiplied by one GEMM with a dense output. oneDNN's AMX/AVX-512 bf16 kernels (brgemm)
+  // take no column block of y as output (the f32 tiles' strided output sends them to the slower
+  // gemm:jit); plain weights they repack into their blocked layout block by block, once per
+  // block for all of M, measured as fast as pre-packed weights here and cheaper than packing
+  // the decoded rows ourselves.
+  memory::desc wmd;
+
   dnnl::matmul prim(int64_t m, int64_t k, int64_t n_total, int64_t rows, Activation act, bool accumulate) const {
     std::lock_guard<std::mutex> lock(mu);
     TileKey key{m, rows, act, accumulate};
     auto it = prims.find(key);
     if (it != prims.end()) return it->second;
     memory::desc src({m, k}, tile_dt, tag::ab);
-    memory::desc wei({k, rows}, tile_dt, tag::ba);           // decoded rows [rows, K]
+    memory::desc wei({k, rows}, tile_dt, tag::ba);                   // decoded rows [rows, K]
     memory::desc dst({m, rows}, dt::f32, memory::dims{n_total, 1});  // a column block of y
+    return prims.emplace(key, dnnl::matmul(make_pd(src, wei, dst, rows, act, accumulate))).first->second;
+  }
+
+  dnnl::matmul::primitive_desc make_pd(const memory::desc& src, const memory::desc& wei, const memory::desc& dst,
+                                       int64_t rows, Activation act, bool accumulate) const {
     memory::desc bmd({1, rows}, dt::f32, tag::ab);
     dnnl::primitive_attr attr;
     attr.set_post_ops(cpu::make_post_ops(act, accumulate));
     auto d = bias.defined() ? dnnl::matmul::desc(src, wei, bmd, dst) : dnnl::matmul::desc(src, wei, dst);
-    return prims.emplace(key, dnnl::matmul(dnnl::matmul::primitive_desc(d, attr, dnnl_engine()))).first->second;
+    return dnnl::matmul::primitive_desc(d, attr, dnnl_engine());
+  }
+
+  // The decoded weight, in this thread's workspace.
+  const uint16_t* decode_weight(int64_t n, int64_t k) const {
+    auto* w = static_cast<uint16_t*>(t_weight_buffer.get(sizeof(uint16_t) * n * k));
+    parallel_for(n, 16, [&](int64_t r0, int64_t r1) { decoder->decode_rows_bf16(r0, r1, w + r0 * k); });
+    return w;
   }
 };
 
@@ -85,11 +144,13 @@ TiledLinear::TiledLinear(std::unique_ptr<WeightRowDecoder> decoder, const Tensor
     impl_->bias = bias.contiguous().to(DType::F32).clone(MemTag::Weights);
   }
   if (round_input_to_bf16 && native_bf16_gemm_available()) impl_->tile_dt = dt::bf16;
-  // Keep the decoded tile around 256 KiB (f32) / 512 KiB (bf16) so it stays in L2 while the GEMM
-  // streams over M.
-  tile_ = std::clamp<int64_t>((65536 / std::max<int64_t>(k, 1)) / 16 * 16, 16, 1024);
-  if (impl_->tile_dt == dt::bf16) tile_ = std::clamp<int64_t>((262144 / std::max<int64_t>(k, 1)) / 16 * 16, 16, 1024);
-  tile_ = std::min(tile_, n);
+  if (impl_->tile_dt == dt::bf16) {
+    impl_->wmd = memory::desc({k, n}, dt::bf16, tag::ba);
+    tile_ = n;
+  } else {
+    // Keep the decoded f32 tile around 256 KiB so it stays in L2 while the GEMM streams over M.
+    tile_ = std::min(std::clamp<int64_t>((65536 / std::max<int64_t>(k, 1)) / 16 * 16, 16, 1024), n);
+  }
   impl_->decoder = std::move(decoder);
 }
 
@@ -120,6 +181,31 @@ void TiledLinear::forward_into(const Tensor& x_in, Tensor& y, const GemmOptions&
       cpu::bf16_to_f32_buffer(rounded.data<uint16_t>(), x.data<float>(), x.numel());
     }
   }
+  if (bf16_tiles) {
+    const uint16_t* w = impl_->decode_weight(n, k);
+    dnnl::matmul p;
+    {
+      std::lock_guard<std::mutex> lock(impl_->mu);
+      TileKey key{m, -1, opt.activation, opt.accumulate};
+      auto it = impl_->prims.find(key);
+      if (it == impl_->prims.end()) {
+        memory::desc src({m, k}, dt::bf16, tag::ab), dst({m, n}, dt::f32, tag::ab);
+        it = impl_->prims.emplace(key, dnnl::matmul(impl_->make_pd(src, impl_->wmd, dst, n, opt.activation,
+                                                                   opt.accumulate)))
+                 .first;
+      }
+      p = it->second;
+    }
+    std::unordered_map<int, memory> args{
+        {DNNL_ARG_SRC, memory({{m, k}, dt::bf16, tag::ab}, dnnl_engine(), x.raw_data())},
+        {DNNL_ARG_WEIGHTS, memory(impl_->wmd, dnnl_engine(), const_cast<uint16_t*>(w))},
+        {DNNL_ARG_DST, memory({{m, n}, dt::f32, tag::ab}, dnnl_engine(), y.raw_data())}};
+    if (impl_->bias.defined())
+      args.emplace(DNNL_ARG_BIAS, memory({{1, n}, dt::f32, tag::ab}, dnnl_engine(), impl_->bias.raw_data()));
+    p.execute(dnnl_stream(), args);
+    dnnl_stream().wait();
+    return;
+  }
   Tensor tile = Tensor::empty({tile_, k}, DType::F32, MemTag::Workspace);
   Tensor tile_bf16 = round_input_ ? Tensor::empty({tile_, k}, DType::BF16, MemTag::Workspace) : Tensor();
   for (int64_t n0 = 0; n0 < n; n0 += tile_) {
@@ -127,12 +213,11 @@ void TiledLinear::forward_into(const Tensor& x_in, Tensor& y, const GemmOptions&
     impl_->decoder->decode_rows(n0, n0 + rows, tile.data<float>());
     if (round_input_) {
       cpu::f32_to_bf16_buffer(tile.data<float>(), tile_bf16.data<uint16_t>(), rows * k);
-      if (!bf16_tiles) cpu::bf16_to_f32_buffer(tile_bf16.data<uint16_t>(), tile.data<float>(), rows * k);
+      cpu::bf16_to_f32_buffer(tile_bf16.data<uint16_t>(), tile.data<float>(), rows * k);
     }
-    const Tensor& w = bf16_tiles ? tile_bf16 : tile;
     dnnl::matmul p = impl_->prim(m, k, n, rows, opt.activation, opt.accumulate);
     memory src({{m, k}, impl_->tile_dt, tag::ab}, dnnl_engine(), x.raw_data());
-    memory wei({{k, rows}, impl_->tile_dt, tag::ba}, dnnl_engine(), w.raw_data());
+    memory wei({{k, rows}, impl_->tile_dt, tag::ba}, dnnl_engine(), tile.raw_data());
     memory dst({{m, rows}, dt::f32, memory::dims{n, 1}}, dnnl_engine(), y.data<float>() + n0);
     std::unordered_map<int, memory> args{{DNNL_ARG_SRC, src}, {DNNL_ARG_WEIGHTS, wei}, {DNNL_ARG_DST, dst}};
     memory bmem;
