@@ -1,5 +1,7 @@
 #include "qdit/io/safetensors.h"
 
+#include <atomic>
+
 #include <algorithm>
 #include <cstring>
 #include <nlohmann/json.hpp>
@@ -210,7 +212,14 @@ Tensor SafetensorsFile::tensor(std::string_view name) const {
   return tensor(*r);
 }
 
+namespace {
+std::atomic<uint64_t> g_tensor_views{0};
+}  // namespace
+
+uint64_t SafetensorsFile::tensors_handed_out() { return g_tensor_views.load(); }
+
 Tensor SafetensorsFile::tensor(const TensorRecord& r) const {
+  g_tensor_views.fetch_add(1, std::memory_order_relaxed);
   const uint8_t* ptr = map_->data() + data_offset_ + r.begin;
   if (reinterpret_cast<uintptr_t>(ptr) % dtype_size(r.dtype) == 0) return Tensor::borrow(ptr, r.shape, r.dtype, map_);
   Tensor t = Tensor::empty(r.shape, r.dtype, MemTag::Weights);

@@ -31,12 +31,18 @@ class LinearFactory {
   virtual std::unique_ptr<kernels::LinearKernel> make_from_parts(const std::string& path,
                                                                  std::map<std::string, Tensor> parts, int64_t in,
                                                                  int64_t out, const Tensor& bias, DType compute) const;
+  // Checks stored parts (names, dtypes, shapes) without building a kernel: how streamed blocks
+  // are validated at load. Throws like make_from_parts would.
+  virtual void check_parts(const std::string& path, std::map<std::string, Tensor> parts, int64_t in, int64_t out) const;
 };
 
 struct ModuleContext {
   DType compute = DType::F32;
   bool fuse_qkv = false;  // q/k/v (and cross-attention k/v) projections as one GEMM (nn::LinearGroup)
   std::shared_ptr<const LinearFactory> linear_factory = std::make_shared<LinearFactory>();
+  // Blocks per group when a model's block stack is streamed (built one group at a time just
+  // before use, dropped after, see nn/lazy_blocks.h); 0 keeps every block resident.
+  int stream_group = 0;
 };
 
 }  // namespace qdit::nn

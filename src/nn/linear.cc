@@ -10,6 +10,11 @@ std::unique_ptr<kernels::LinearKernel> LinearFactory::make_from_parts(const std:
   fail("[linear] ", path, ": the checkpoint holds quantized parts but the component has no quantization_config");
 }
 
+void LinearFactory::check_parts(const std::string& path, std::map<std::string, Tensor> parts, int64_t in,
+                                int64_t out) const {
+  make_from_parts(path, std::move(parts), in, out, Tensor(), DType::F32);
+}
+
 std::unique_ptr<kernels::LinearKernel> LinearFactory::make(const std::string&, const Tensor& weight,
                                                            const Tensor& bias, DType compute) const {
   return kernels::make_float_linear(weight, bias, compute);

@@ -66,6 +66,17 @@ std::unique_ptr<kernels::LinearKernel> PrequantizedLinearFactory::make_from_part
   }
 }
 
+void PrequantizedLinearFactory::check_parts(const std::string& path, std::map<std::string, Tensor> parts, int64_t in,
+                                            int64_t out) const {
+  const quant::Scheme& s = quant::find_scheme(scheme_);
+  quant::QuantizedWeight q{s.name(), out, in, source_dtype_, std::move(parts)};
+  try {
+    s.validate(q);
+  } catch (const Error& e) {
+    fail("[quant] ", origin_, ": ", path, ": ", e.what());
+  }
+}
+
 std::optional<StoredQuantization> stored_quantization(const io::JsonConfig& config) {
   const nlohmann::json& raw = config.raw();
   if (!raw.contains("quantization_config") || raw["quantization_config"].is_null()) return std::nullopt;

@@ -44,6 +44,8 @@ class PrequantizedLinearFactory : public LinearFactory {
   std::unique_ptr<kernels::LinearKernel> make_from_parts(const std::string& path, std::map<std::string, Tensor> parts,
                                                          int64_t in, int64_t out, const Tensor& bias,
                                                          DType compute) const override;
+  void check_parts(const std::string& path, std::map<std::string, Tensor> parts, int64_t in,
+                   int64_t out) const override;
 
  private:
   std::string scheme_, origin_;

@@ -34,6 +34,12 @@ WeightBinder::WeightBinder(std::shared_ptr<const io::WeightSource> source, std::
   state_->component = std::move(component);
 }
 
+WeightBinder WeightBinder::detached() const {
+  WeightBinder fresh(state_->source, state_->component);
+  fresh.prefix_ = prefix_;
+  return fresh;
+}
+
 WeightBinder WeightBinder::sub(const std::string& name) const { return WeightBinder(state_, prefix_ + name + "."); }
 
 bool WeightBinder::has(const std::string& name) const { return state_->source->find(prefix_ + name) != nullptr; }

@@ -38,6 +38,10 @@ class WeightBinder {
   // Linear parts, whose names and shapes the scheme checks).
   std::map<std::string, Tensor> take_all() const;
   std::string path(const std::string& name) const { return prefix_ + name; }
+  const std::shared_ptr<const io::WeightSource>& source() const { return state_->source; }
+  // A binder at the same prefix with its own record of used tensors and problems, for building
+  // modules on another thread (streamed blocks) without touching this binder's state.
+  WeightBinder detached() const;
 
   // Everything recorded so far plus unused tensors; throws if anything is missing or mis-shaped.
   BindReport finish() const;

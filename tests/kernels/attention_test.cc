@@ -4,7 +4,10 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <cstdlib>
+#include <fstream>
 #include <functional>
+#include <iterator>
 #include <limits>
 #include <random>
 #include <string>
@@ -49,7 +52,7 @@ Qkv make_qkv(int64_t b, int64_t h, int64_t sq, int64_t skv, int64_t d, DType dt,
 
 std::vector<AttentionIsa> variants() {
   std::vector<AttentionIsa> out;
-  for (auto isa : {AttentionIsa::Avx2, AttentionIsa::Avx512, AttentionIsa::Avx512Emulated}) {
+  for (auto isa : {AttentionIsa::Avx2, AttentionIsa::Avx512, AttentionIsa::Avx512Emulated, AttentionIsa::Amx}) {
     if (cpu::attention_isa_available(isa)) out.push_back(isa);
   }
   return out;
@@ -60,6 +63,7 @@ const char* isa_name(AttentionIsa isa) {
     case AttentionIsa::Avx2: return "avx2";
     case AttentionIsa::Avx512: return "avx512";
     case AttentionIsa::Avx512Emulated: return "avx512-emulated";
+    case AttentionIsa::Amx: return "amx";
   }
   return "?";
 }
@@ -205,6 +209,37 @@ TEST(Attention, FullyMaskedRows) {
         }
       }
     }
+  }
+}
+
+TEST(Attention, AmxVariantPresentWhenCpuHasIt) {
+  // Guards against the AMX tests above silently not running: on a CPU that lists amx_bf16 (and
+  // with no QDIT_FORCE_ISA), the variant must be usable (the kernel grants AMX per process).
+  std::ifstream f("/proc/cpuinfo");
+  const std::string info((std::istreambuf_iterator<char>(f)), std::istreambuf_iterator<char>());
+  const bool listed = info.find(" amx_bf16") != std::string::npos && info.find(" amx_tile") != std::string::npos &&
+                      info.find(" avx512_bf16") != std::string::npos;
+  if (!listed || std::getenv("QDIT_FORCE_ISA")) GTEST_SKIP() << "no AMX-BF16 on this CPU (or forced ISA)";
+  EXPECT_TRUE(cpu::attention_isa_available(AttentionIsa::Amx));
+}
+
+TEST(Attention, LongRowsAcrossKeyBlocks) {
+  // Many key blocks (the AMX kernel takes 256 keys per block, pipelined over two buffers), a
+  // query tail of 6 rows (a half-height tile), head dims with (72, 40) and without (64, 128) spare
+  // padding columns, and masks whose ramps raise the running max block after block (rescaling
+  // O) or lower it (the stale max is kept).
+  for (int64_t d : {64, 72, 40, 128}) {
+    const int64_t SQ = 70, SKV = 1100, H = 2;
+    const Qkv t = make_qkv(1, H, SQ, SKV, d, DType::BF16, true, 70 + static_cast<uint32_t>(d));
+    const float scale = 1.0f / std::sqrt(static_cast<float>(d));
+    check_all(t, nullptr, scale, name(DType::BF16, "long D=" + std::to_string(d)));
+    Tensor up = Tensor::zeros({1, 1, 1, SKV}, DType::F32), down = Tensor::zeros({1, 1, 1, SKV}, DType::F32);
+    for (int64_t j = 0; j < SKV; ++j) {
+      up.data<float>()[j] = 0.05f * static_cast<float>(j);  // +12.8 per 256-key block
+      down.data<float>()[j] = -0.05f * static_cast<float>(j);
+    }
+    check_all(t, &up, scale, name(DType::BF16, "rising mask D=" + std::to_string(d)));
+    check_all(t, &down, scale, name(DType::BF16, "falling mask D=" + std::to_string(d)));
   }
 }
 

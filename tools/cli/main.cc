@@ -36,6 +36,13 @@ const Command kCommands[] = {
 #ifdef QDIT_HAVE_CMD_QUANTIZE
     {"quantize", qdit::cli::cmd_quantize, "quantize --model DIR --out DIR2 --quant SPEC: write a quantized pipeline"},
 #endif
+#ifdef QDIT_HAVE_CMD_PLAN
+    {"plan", qdit::cli::cmd_plan,
+     "plan --model DIR [--quant SPEC] [--width W --height H --batch B] [--max-memory SIZE]: predicted peak memory"},
+#endif
+#ifdef QDIT_HAVE_CMD_BENCH
+    {"bench", qdit::cli::cmd_bench, "bench --model DIR [--quant-set ...] [--offload-set ...] [--batch 1,4]: table"},
+#endif
     {nullptr, nullptr, nullptr},
 };
 

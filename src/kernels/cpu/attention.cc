@@ -70,6 +70,8 @@ bool attention_isa_available(AttentionIsa isa) {
       return avx2;
     case AttentionIsa::Avx512:
       return has_avx512_bf16();
+    case AttentionIsa::Amx:
+      return has_amx_bf16();
   }
   return false;
 }
@@ -91,7 +93,9 @@ Tensor attention_with_isa(const Tensor& q, const Tensor& k, const Tensor& v, con
   if (result.numel() == 0) return result;
 
   if (isa == AttentionIsa::Auto) {
-    if (has_avx512_bf16()) {
+    if (has_amx_bf16()) {
+      isa = AttentionIsa::Amx;
+    } else if (has_avx512_bf16()) {
       isa = AttentionIsa::Avx512;
     } else if (attention_isa_available(AttentionIsa::Avx2)) {
       isa = AttentionIsa::Avx2;
@@ -101,8 +105,12 @@ Tensor attention_with_isa(const Tensor& q, const Tensor& k, const Tensor& v, con
     }
   }
   QDIT_CHECK(attention_isa_available(isa), "[attention] the requested kernel variant needs ",
-             isa == AttentionIsa::Avx512 ? "AVX-512 BF16" : "AVX2 + FMA", ", which this CPU lacks");
-  const AttentionVariant variant = isa == AttentionIsa::Avx512   ? attention_variant_avx512()
+             isa == AttentionIsa::Amx      ? "AMX-BF16 (enabled by the OS)"
+             : isa == AttentionIsa::Avx512 ? "AVX-512 BF16"
+                                           : "AVX2 + FMA",
+             ", which this CPU lacks");
+  const AttentionVariant variant = isa == AttentionIsa::Amx      ? attention_variant_amx()
+                                   : isa == AttentionIsa::Avx512 ? attention_variant_avx512()
                                    : isa == AttentionIsa::Avx2   ? attention_variant_avx2()
                                                                  : attention_variant_avx512_emulated();
 

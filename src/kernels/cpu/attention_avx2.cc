@@ -42,7 +42,7 @@ inline float hsum_256(__m256 v) {
 
 // 8 lanes; 4 query rows x 3 key vectors of accumulators (12 of the 16 ymm registers).
 struct Avx2 {
-  static constexpr int W = 8, R = 4, CQK = 3, CPV = 3, MB = 64, NB = 96;
+  static constexpr int W = 8, R = 4, CQK = 3, CPV = 3, MB = 64, NB = 96, DQA = 2, KA = W;
   using F = __m256;
   static F zero() { return _mm256_setzero_ps(); }
   static F load(const float* p) { return _mm256_loadu_ps(p); }

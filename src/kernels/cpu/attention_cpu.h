@@ -34,14 +34,16 @@ struct AttentionVariant {
   void (*run)(const AttentionProblem&, int64_t t0, int64_t t1, void* workspace);
 };
 
-// Variants (the AVX-512 one must only be run when cpu::has_avx512_bf16()).
+// Variants (the AVX-512 one must only be run when cpu::has_avx512_bf16(), the AMX one when
+// cpu::has_amx_bf16(); the AMX one runs f32 problems with the AVX-512 f32 kernel).
 AttentionVariant attention_variant_avx2();
 AttentionVariant attention_variant_avx512();
+AttentionVariant attention_variant_amx();
 // The AVX-512 tiling and bf16 pair layouts executed with 16-lane AVX2 emulation: lets machines
 // without AVX-512 test that code path's logic (slow; tests only).
 AttentionVariant attention_variant_avx512_emulated();
 
-enum class AttentionIsa { Auto, Avx2, Avx512, Avx512Emulated };
+enum class AttentionIsa { Auto, Avx2, Avx512, Avx512Emulated, Amx };
 bool attention_isa_available(AttentionIsa isa);
 
 // attention() with an explicit variant (Auto = what attention() uses).

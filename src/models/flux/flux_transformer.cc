@@ -109,12 +109,16 @@ FluxTransformer::FluxTransformer(const ModelSource& src) {
   text_1_ = nn::Linear(tte, "text_embedder.linear_1", cfg_.pooled_projection_dim, d, true, ctx);
   text_2_ = nn::Linear(tte, "text_embedder.linear_2", d, d, true, ctx);
 
-  blocks_.reserve(static_cast<size_t>(cfg_.num_layers));
-  for (int64_t i = 0; i < cfg_.num_layers; ++i)
-    blocks_.emplace_back(root.sub("transformer_blocks", i), d, cfg_.heads, ctx);
-  single_blocks_.reserve(static_cast<size_t>(cfg_.num_single_layers));
-  for (int64_t i = 0; i < cfg_.num_single_layers; ++i)
-    single_blocks_.emplace_back(root.sub("single_transformer_blocks", i), d, cfg_.heads, ctx);
+  blocks_ = nn::LazyBlocks<flux::DoubleBlock>(
+      root, "transformer_blocks", cfg_.num_layers, ctx,
+      [d, heads = cfg_.heads](const nn::WeightBinder& b, int64_t, const nn::ModuleContext& c) {
+        return flux::DoubleBlock(b, d, heads, c);
+      });
+  single_blocks_ = nn::LazyBlocks<flux::SingleBlock>(
+      root, "single_transformer_blocks", cfg_.num_single_layers, ctx,
+      [d, heads = cfg_.heads](const nn::WeightBinder& b, int64_t, const nn::ModuleContext& c) {
+        return flux::SingleBlock(b, d, heads, c);
+      });
 
   norm_out_ = nn::Linear(root, "norm_out.linear", d, 2 * d, true, ctx);
   proj_out_ = nn::Linear(root, "proj_out", d, cfg_.out_features(), true, ctx);
@@ -124,8 +128,7 @@ FluxTransformer::FluxTransformer(const ModelSource& src) {
   for (const nn::Linear* l : {&x_embedder_, &context_embedder_, &time_1_, &time_2_, &guide_1_, &guide_2_, &text_1_,
                               &text_2_, &norm_out_, &proj_out_})
     weight_bytes_ += l->weight_bytes();
-  for (const flux::DoubleBlock& b : blocks_) weight_bytes_ += b.weight_bytes();
-  for (const flux::SingleBlock& b : single_blocks_) weight_bytes_ += b.weight_bytes();
+  weight_bytes_ += blocks_.weight_bytes() + single_blocks_.weight_bytes();
 }
 
 Tensor FluxTransformer::forward(const DiTInputs& in) const {
@@ -192,11 +195,11 @@ Tensor FluxTransformer::forward(const DiTInputs& in) const {
   Tensor context = context_embedder_(as_f32(ehs));
 
   // ---- Double blocks (separate streams), then single blocks on cat([text, image]).
-  for (const flux::DoubleBlock& blk : blocks_) blk.forward(x, context, silu_temb, rope);
+  blocks_.for_each([&](const flux::DoubleBlock& blk) { blk.forward(x, context, silu_temb, rope); });
   Tensor s = kernels::concat({context, x}, 1);
   context = Tensor();
   x = Tensor();
-  for (const flux::SingleBlock& blk : single_blocks_) blk.forward(s, silu_temb, rope);
+  single_blocks_.for_each([&](const flux::SingleBlock& blk) { blk.forward(s, silu_temb, rope); });
   x = s.slice(1, l, l + n).contiguous();
   s = Tensor();
 

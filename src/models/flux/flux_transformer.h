@@ -10,6 +10,7 @@
 
 #include "qdit/models/flux/flux_blocks.h"
 #include "qdit/models/model.h"
+#include "qdit/nn/lazy_blocks.h"
 #include "qdit/nn/linear.h"
 
 namespace qdit::models {
@@ -57,8 +58,8 @@ class FluxTransformer : public DiffusionTransformer {
   nn::Linear time_1_, time_2_;    // time_text_embed.timestep_embedder.linear_1/2 (SiLU between)
   nn::Linear guide_1_, guide_2_;  // time_text_embed.guidance_embedder.linear_1/2 (guidance_embeds)
   nn::Linear text_1_, text_2_;    // time_text_embed.text_embedder.linear_1/2 (SiLU between)
-  std::vector<flux::DoubleBlock> blocks_;
-  std::vector<flux::SingleBlock> single_blocks_;
+  nn::LazyBlocks<flux::DoubleBlock> blocks_;
+  nn::LazyBlocks<flux::SingleBlock> single_blocks_;
   nn::Linear norm_out_, proj_out_;
 };
 

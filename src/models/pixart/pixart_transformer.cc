@@ -160,8 +160,9 @@ PixArtTransformer::PixArtTransformer(const ModelSource& src) {
   bc.attention_bias = cfg_.attention_bias;
   bc.norm_affine = cfg_.norm_elementwise_affine;
   bc.ff_act = cfg_.ff_act;
-  blocks_.reserve(static_cast<size_t>(cfg_.num_layers));
-  for (int64_t i = 0; i < cfg_.num_layers; ++i) blocks_.emplace_back(root.sub("transformer_blocks", i), bc, ctx);
+  blocks_ = nn::LazyBlocks<pixart::PixArtBlock>(
+      root, "transformer_blocks", cfg_.num_layers, ctx,
+      [bc](const nn::WeightBinder& b, int64_t, const nn::ModuleContext& c) { return pixart::PixArtBlock(b, bc, c); });
 
   final_table_ = nn::to_f32_param(root.get("scale_shift_table", {2, d}));
   proj_out_ = nn::Linear(root, "proj_out", d, p * p * cfg_.out_channels, true, ctx);
@@ -172,7 +173,7 @@ PixArtTransformer::PixArtTransformer(const ModelSource& src) {
                   resolution_embedder_.weight_bytes() + aspect_ratio_embedder_.weight_bytes() +
                   adaln_linear_.weight_bytes() + caption_projection_.weight_bytes() + final_table_.nbytes() +
                   proj_out_.weight_bytes();
-  for (const pixart::PixArtBlock& b : blocks_) weight_bytes_ += b.weight_bytes();
+  weight_bytes_ += blocks_.weight_bytes();
 }
 
 Tensor PixArtTransformer::pos_embed(int64_t grid_h, int64_t grid_w) const {
@@ -262,7 +263,7 @@ Tensor PixArtTransformer::forward(const DiTInputs& in, const PixArtSizeCondition
 
   // ---- Blocks.
   const Tensor* bias = mask_bias.defined() ? &mask_bias : nullptr;
-  for (const pixart::PixArtBlock& blk : blocks_) blk.forward(x, t6, context, bias);
+  blocks_.for_each([&](const pixart::PixArtBlock& blk) { blk.forward(x, t6, context, bias); });
 
   // ---- Final layer: (table[2, D] + embedded_timestep) -> shift, scale; LN; modulate; proj_out.
   Tensor mod = Tensor::empty({batch, 2, d}, DType::F32);

@@ -107,9 +107,12 @@ SD3Transformer::SD3Transformer(const ModelSource& src) {
   context_embedder_ = nn::Linear(root, "context_embedder", cfg_.joint_attention_dim, cfg_.caption_projection_dim,
                                  true, ctx);
 
-  blocks_.reserve(static_cast<size_t>(cfg_.num_layers));
-  for (int64_t i = 0; i < cfg_.num_layers; ++i)
-    blocks_.emplace_back(root.sub("transformer_blocks", i), d, cfg_.heads, i == cfg_.num_layers - 1, ctx);
+  blocks_ = nn::LazyBlocks<sd3::JointBlock>(
+      root, "transformer_blocks", cfg_.num_layers, ctx,
+      [d, heads = cfg_.heads, last = cfg_.num_layers - 1](const nn::WeightBinder& b, int64_t i,
+                                                          const nn::ModuleContext& c) {
+        return sd3::JointBlock(b, d, heads, i == last, c);
+      });
 
   norm_out_ = nn::Linear(root, "norm_out.linear", d, 2 * d, true, ctx);
   proj_out_ = nn::Linear(root, "proj_out", d, p * p * cfg_.out_channels, true, ctx);
@@ -119,7 +122,7 @@ SD3Transformer::SD3Transformer(const ModelSource& src) {
   weight_bytes_ = (patch_proj_ ? patch_proj_->weight_bytes() : 0) + (pos_table_.defined() ? pos_table_.nbytes() : 0);
   for (const nn::Linear* l : {&time_1_, &time_2_, &text_1_, &text_2_, &context_embedder_, &norm_out_, &proj_out_})
     weight_bytes_ += l->weight_bytes();
-  for (const sd3::JointBlock& b : blocks_) weight_bytes_ += b.weight_bytes();
+  weight_bytes_ += blocks_.weight_bytes();
 }
 
 Tensor SD3Transformer::pos_embed(int64_t grid_h, int64_t grid_w) const {
@@ -193,7 +196,7 @@ Tensor SD3Transformer::forward(const DiTInputs& in) const {
   Tensor context = context_embedder_(ehs.dtype() == DType::F32 ? ehs.contiguous() : ehs.to(DType::F32));
 
   // ---- Blocks.
-  for (const sd3::JointBlock& blk : blocks_) blk.forward(x, context, silu_temb);
+  blocks_.for_each([&](const sd3::JointBlock& blk) { blk.forward(x, context, silu_temb); });
   context = Tensor();
 
   // ---- Final layer: AdaLayerNormContinuous splits (scale, shift); LN; modulate; proj_out.
