@@ -24,8 +24,8 @@ Tensor multi_head_attention(const Tensor& q, const Tensor& k, const Tensor& v, i
     return kernels::attention(r(qh), r(kh), r(vh), mask, scale);
   }
   if (compute == DType::BF16) {
-    // Rounding copies are contiguous [B, H, S, D]; the kernel accepts either layout.
-    return kernels::attention(qh.to(DType::BF16), kh.to(DType::BF16), vh.to(DType::BF16), mask, scale);
+    // The kernel rounds the f32 head views to bf16 as it packs them (no bf16 copies).
+    return kernels::attention_bf16(qh, kh, vh, mask, scale);
   }
   return kernels::attention(qh, kh, vh, mask, scale);
 }

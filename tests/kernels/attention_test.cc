@@ -243,6 +243,64 @@ TEST(Attention, LongRowsAcrossKeyBlocks) {
   }
 }
 
+TEST(Attention, UniformWeightsAverageEveryKeyOnce) {
+  // q = 0 makes every weight exactly 1, so each output row is the plain mean of V: a key block
+  // counted twice or skipped by the pipelined kernels (across key blocks, query blocks and the
+  // query tail) shows up far above the f32 rounding of the sums.
+  for (int64_t skv : {37, 256, 257, 600, 1100}) {
+    for (int64_t d : {72, 64}) {
+      const int64_t SQ = 70;
+      for (DType dt : {DType::F32, DType::BF16}) {
+        Tensor q = Tensor::zeros({1, 2, SQ, d}, DType::F32);
+        Tensor k = random_tensor({1, 2, skv, d}, 1.0f, 5);
+        Tensor v = Tensor::empty({1, 2, skv, d}, DType::F32);
+        for (int64_t i = 0; i < v.numel(); ++i) v.data<float>()[i] = static_cast<float>((i / d) % skv) / skv + 0.01f * (i % d);
+        const Tensor vr = v.to(dt).to(DType::F32);
+        if (dt != DType::F32) q = q.to(dt), k = k.to(dt), v = v.to(dt);
+        for (auto isa : variants()) {
+          const Tensor out = cpu::attention_with_isa(q, k, v, nullptr, 0.1f, nullptr, isa);
+          for (int64_t h = 0; h < 2; ++h)
+            for (int64_t c = 0; c < d; ++c) {
+              double mean = 0;
+              for (int64_t j = 0; j < skv; ++j) mean += vr.data<float>()[(h * skv + j) * d + c];
+              mean /= skv;
+              for (int64_t r : {int64_t{0}, int64_t{33}, SQ - 1})
+                ASSERT_NEAR(out.data<float>()[(r * 2 + h) * d + c], mean, 1e-4)
+                    << "skv " << skv << " D " << d << " " << dtype_name(dt) << " " << isa_name(isa);
+            }
+        }
+      }
+    }
+  }
+}
+
+TEST(Attention, Bf16ComputeOnF32ViewsEqualsBf16Copies) {
+  // attention_bf16 on f32 strided views (heads of [B, S, H*D] buffers, a column slice like the
+  // fused q/k/v output) gives exactly the result of the bf16 kernel on rounded copies.
+  for (int64_t d : {72, 64, 40, 5}) {
+    const int64_t B = 2, H = 3, SQ = 77, SKV = 300;
+    const Tensor fused = random_tensor({B, SQ, 3 * H * d}, 2.0f, 90 + static_cast<uint32_t>(d));
+    auto heads = [&](int64_t part) {
+      return fused.reshape({B, SQ, 3, H, d}).select(2, part).permute({0, 2, 1, 3});
+    };
+    const Tensor q = heads(0), kv = random_tensor({B, SKV, H, d}, 2.0f, 91).permute({0, 2, 1, 3});
+    const Tensor v = random_tensor({B, SKV, H, d}, 2.0f, 92).permute({0, 2, 1, 3});
+    ASSERT_FALSE(q.is_contiguous());
+    const Tensor mask = key_padding(B, SKV, -10000.0f);
+    const float scale = 1.0f / std::sqrt(static_cast<float>(d));
+    for (const Tensor* m : {static_cast<const Tensor*>(nullptr), &mask}) {
+      const auto want = attention(q.to(DType::BF16), kv.to(DType::BF16), v.to(DType::BF16), m, scale).to_vector();
+      EXPECT_EQ(attention_bf16(q, kv, v, m, scale).to_vector(), want) << "D=" << d;
+      for (auto isa : variants()) {
+        const auto ref = cpu::attention_with_isa(q.to(DType::BF16), kv.to(DType::BF16), v.to(DType::BF16), m, scale,
+                                                 nullptr, isa).to_vector();
+        EXPECT_EQ(cpu::attention_with_isa(q, kv, v, m, scale, nullptr, isa, true).to_vector(), ref)
+            << "D=" << d << " " << isa_name(isa);
+      }
+    }
+  }
+}
+
 TEST(Attention, ThreadCountDoesNotChangeResults) {
   // Rows are computed independently, so splitting heads/rows over threads is bit-exact.
   const Qkv t = make_qkv(1, 3, 150, 77, 72, DType::BF16, false, 41);

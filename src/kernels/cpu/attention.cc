@@ -10,6 +10,7 @@
 #include "qdit/core/error.h"
 #include "qdit/core/float_cast.h"
 #include "qdit/core/parallel.h"
+#include "qdit/core/profile.h"
 #include "qdit/kernels/cpu/attention_cpu.h"
 #include "qdit/kernels/cpu/isa.h"
 
@@ -77,8 +78,9 @@ bool attention_isa_available(AttentionIsa isa) {
 }
 
 Tensor attention_with_isa(const Tensor& q, const Tensor& k, const Tensor& v, const Tensor* mask,
-                          float scale, Tensor* out, AttentionIsa isa) {
+                          float scale, Tensor* out, AttentionIsa isa, bool round_to_bf16) {
   const Dims dm = check_args(q, k, v, mask);
+  round_to_bf16 = round_to_bf16 && q.dtype() == DType::F32;
   const Shape out_shape{dm.b, dm.sq, dm.h * dm.d};
   Tensor result;
   if (out) {
@@ -100,7 +102,11 @@ Tensor attention_with_isa(const Tensor& q, const Tensor& k, const Tensor& v, con
     } else if (attention_isa_available(AttentionIsa::Avx2)) {
       isa = AttentionIsa::Avx2;
     } else {  // pre-AVX2 CPU: correct but slow
-      result.copy_from(attention_reference(q, k, v, mask, scale));
+      if (round_to_bf16) {
+        result.copy_from(attention_reference(q.to(DType::BF16), k.to(DType::BF16), v.to(DType::BF16), mask, scale));
+      } else {
+        result.copy_from(attention_reference(q, k, v, mask, scale));
+      }
       return result;
     }
   }
@@ -113,12 +119,16 @@ Tensor attention_with_isa(const Tensor& q, const Tensor& k, const Tensor& v, con
                                    : isa == AttentionIsa::Avx512 ? attention_variant_avx512()
                                    : isa == AttentionIsa::Avx2   ? attention_variant_avx2()
                                                                  : attention_variant_avx512_emulated();
+  if (round_to_bf16 && !variant.rounds_f32) {  // this variant packs bf16 inputs only: round first
+    return attention_with_isa(q.to(DType::BF16), k.to(DType::BF16), v.to(DType::BF16), mask, scale, &result, isa);
+  }
 
   AttentionProblem p;
   p.q = q.raw_data();
   p.k = k.raw_data();
   p.v = v.raw_data();
   p.bf16 = q.dtype() == DType::BF16;
+  p.round_to_bf16 = round_to_bf16;
   p.batch = dm.b;
   p.heads = dm.h;
   p.sq = dm.sq;
@@ -151,7 +161,18 @@ Tensor attention_with_isa(const Tensor& q, const Tensor& k, const Tensor& v, con
 
 Tensor attention(const Tensor& q, const Tensor& k, const Tensor& v, const Tensor* mask, float scale,
                  Tensor* out) {
+  profile::Scope prof("attention", profile::enabled() && q.dim() == 4 && k.dim() == 4
+                                       ? 4.0 * q.size(0) * q.size(1) * q.size(2) * k.size(2) * q.size(3)
+                                       : 0.0);
   return cpu::attention_with_isa(q, k, v, mask, scale, out, cpu::AttentionIsa::Auto);
+}
+
+Tensor attention_bf16(const Tensor& q, const Tensor& k, const Tensor& v, const Tensor* mask, float scale,
+                      Tensor* out) {
+  profile::Scope prof("attention", profile::enabled() && q.dim() == 4 && k.dim() == 4
+                                       ? 4.0 * q.size(0) * q.size(1) * q.size(2) * k.size(2) * q.size(3)
+                                       : 0.0);
+  return cpu::attention_with_isa(q, k, v, mask, scale, out, cpu::AttentionIsa::Auto, /*round_to_bf16=*/true);
 }
 
 namespace {

@@ -14,6 +14,9 @@ struct AttentionProblem {
   const void* k = nullptr;
   const void* v = nullptr;
   bool bf16 = false;  // q, k, v are bf16 (else f32)
+  // f32 q, k, v computed in bf16: rounded to nearest even while packed (only variants that
+  // declare rounds_f32 get such problems; the others get bf16 copies).
+  bool round_to_bf16 = false;
   int64_t batch = 0, heads = 0, sq = 0, skv = 0, d = 0;
   // Element strides of the batch, head and sequence dims (the last dim is contiguous).
   int64_t q_stride[3] = {}, k_stride[3] = {}, v_stride[3] = {};
@@ -30,6 +33,7 @@ struct AttentionProblem {
 // One kernel variant: per-thread workspace size, and a run over tasks [t0, t1).
 struct AttentionVariant {
   const char* name;
+  bool rounds_f32;  // takes round_to_bf16 problems
   size_t (*workspace_bytes)(const AttentionProblem&);
   void (*run)(const AttentionProblem&, int64_t t0, int64_t t1, void* workspace);
 };
@@ -46,8 +50,9 @@ AttentionVariant attention_variant_avx512_emulated();
 enum class AttentionIsa { Auto, Avx2, Avx512, Avx512Emulated, Amx };
 bool attention_isa_available(AttentionIsa isa);
 
-// attention() with an explicit variant (Auto = what attention() uses).
+// attention() (attention_bf16() with round_to_bf16) with an explicit variant (Auto = what
+// attention() uses).
 Tensor attention_with_isa(const Tensor& q, const Tensor& k, const Tensor& v, const Tensor* mask,
-                          float scale, Tensor* out, AttentionIsa isa);
+                          float scale, Tensor* out, AttentionIsa isa, bool round_to_bf16 = false);
 
 }  // namespace qdit::kernels::cpu
