@@ -8,4 +8,5 @@ int cmd_generate(int argc, char** argv);
 int cmd_quantize(int argc, char** argv);
 int cmd_quant_quality(int argc, char** argv);
 int cmd_make_model(int argc, char** argv);
+int cmd_bench_step(int argc, char** argv);
 }  // namespace qdit::cli
