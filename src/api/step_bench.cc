@@ -389,12 +389,12 @@ StepBenchResult run_step_bench(const StepBenchOptions& opt) {
   std::vector<WeightSpec> specs;
   std::optional<io::ModelFolder> folder;
   if (!opt.arch.empty()) {
-    const PipelineSpec plan = make_model_detail::plan_components(opt.arch, false, DType::BF16);
+    const PipelineSpec plan = make_model_detail::plan_components(opt.arch, opt.tiny, DType::BF16);
     const ComponentSpec* t = plan.find("transformer");
     QDIT_CHECK(t, "[bench-step] arch ", opt.arch, " has no transformer component");
     config = t->config;
     r.class_name = t->class_name;
-    r.description = opt.arch;
+    r.description = opt.arch + (opt.tiny ? " (tiny)" : "");
   } else {
     std::string dir = opt.model_dir;
     if (io::ModelFolder::open(dir).class_name().empty() || !io::ModelFolder::open(dir).has_weights())

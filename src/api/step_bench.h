@@ -44,6 +44,7 @@ DepthKeys dit_depth_keys(const std::string& class_name);
 struct StepBenchOptions {
   std::string arch;       // make-model arch ("pixart-sigma", "sd3-medium", "flux-dev", ...)
   std::string model_dir;  // instead of arch: a pipeline (or transformer) folder on disk
+  bool tiny = false;      // make-model's --tiny configs (tests)
   DType compute = DType::BF16;
   quant::PipelineQuantConfig quant;  // its rule for "transformer" applies
   bool fuse_qkv = true;

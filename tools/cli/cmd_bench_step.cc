@@ -20,6 +20,7 @@ const char* kUsage =
     "  --arch A          pixart-sigma | sd3-medium | flux-dev | flux-schnell | auraflow: make-model's real\n"
     "                    architecture with its random weights, generated in memory (nothing written)\n"
     "  --model DIR       a pipeline folder (its transformer/) or a transformer folder instead\n"
+    "  --tiny            make-model's tiny config of the arch (smoke tests)\n"
     "  --dtype f32|bf16  compute dtype (default bf16)\n"
     "  --quant SCHEME    quantize the transformer's Linears on load (int8dq, int8wo, int4wo, nf4, ...)\n"
     "  --layers N[,M]    run only the first N blocks (and M single blocks for Flux/AuraFlow)\n"
@@ -70,6 +71,8 @@ int cmd_bench_step(int argc, char** argv) {
       return 0;
     } else if (a == "--arch") {
       opt.arch = value();
+    } else if (a == "--tiny") {
+      opt.tiny = true;
     } else if (a == "--model") {
       opt.model_dir = value();
     } else if (a == "--dtype") {
