@@ -298,7 +298,8 @@ struct AmxFlash {
     float m_new = m;
     if (mx > m && (mx - m) * cx > kLazyLog2) m_new = mx;  // m = -inf: always taken
     float alpha = 1.0f;
-    if (m_new != m) alpha = m == ninf ? 0.0f : _mm512_cvtss_f32(exp2(_mm512_set1_ps((m - m_new) * cx)));
+    // Nothing accumulated yet while m = -inf (O and l are 0): no rescale needed.
+    if (m_new != m && m != ninf) alpha = _mm512_cvtss_f32(exp2(_mm512_set1_ps((m - m_new) * cx)));
     const float base = m_new == ninf ? 0.0f : m_new;  // all -inf so far: exp(-inf - 0) = 0
     const __m512 vc = _mm512_set1_ps(cx);
     // (x - base) * cx as one fused op unless base * cx overflows (base can be finfo.min).
@@ -485,11 +486,14 @@ struct AmxFlash {
       if (next_starts) pack_query_block((st + 1) / nblocks);
       const auto work = tile_work(st - 1, st + 1);
       const int64_t npv = work.first.pieces(), pieces = npv + work.second.pieces();
+      // Q.K^T of the next step first: its scores are then long stored when that step's softmax
+      // reads them (a vector load right behind a tile store waits for the store to drain).
+      const int64_t nqk = pieces - npv;
       auto run_piece = [&](int64_t i) {
-        if (i < npv) {
-          work.first.run(i);
+        if (i < nqk) {
+          work.second.run(i);
         } else {
-          work.second.run(i - npv);
+          work.first.run(i - nqk);
         }
       };
       int64_t done = 0;
