@@ -17,6 +17,7 @@
 #include "qdit/core/parallel.h"
 #include "qdit/kernels/attention.h"
 #include "qdit/kernels/cpu/attention_cpu.h"
+#include "qdit/kernels/layout.h"
 
 namespace qdit::kernels {
 namespace {
@@ -299,6 +300,50 @@ TEST(Attention, Bf16ComputeOnF32ViewsEqualsBf16Copies) {
       }
     }
   }
+}
+
+void expect_attention_error(const std::function<void()>& fn, const std::string& needle);
+
+TEST(Attention, SequencePartsEqualTheConcatenation) {
+  // Joint attention over [image, text] given as parts (strided f32 head views) gives exactly the
+  // rows of attention_bf16 on the concatenated tensors, for every variant (the AMX kernel reads the
+  // parts, the others concatenate); one or two q parts, two k/v parts of other lengths.
+  for (int64_t d : {72, 64, 128}) {
+    const int64_t B = 2, H = 3;
+    auto part = [&](int64_t s, uint32_t seed) {
+      return random_tensor({B, s, H, d}, 2.0f, seed).permute({0, 2, 1, 3});
+    };
+    const std::vector<Tensor> q = {part(70, 1), part(45, 2)}, k = {part(300, 3), part(45, 4)},
+                              v = {part(300, 5), part(45, 6)};
+    const float scale = 1.0f / std::sqrt(static_cast<float>(d));
+    const Tensor qc = concat(q, 2), kc = concat(k, 2), vc = concat(v, 2);
+    for (auto isa : std::vector<AttentionIsa>{AttentionIsa::Auto, AttentionIsa::Amx, AttentionIsa::Avx512,
+                                              AttentionIsa::Avx2}) {
+      if (!cpu::attention_isa_available(isa)) continue;
+      const Tensor whole = cpu::attention_with_isa(qc, kc, vc, nullptr, scale, nullptr, isa, true);
+      const std::vector<Tensor> parts = cpu::attention_parts_with_isa(q, k, v, scale, isa);
+      ASSERT_EQ(parts.size(), 2u);
+      EXPECT_EQ(parts[0].to_vector(), whole.slice(1, 0, 70).to_vector()) << "D=" << d << " " << isa_name(isa);
+      EXPECT_EQ(parts[1].to_vector(), whole.slice(1, 70, 115).to_vector()) << "D=" << d << " " << isa_name(isa);
+      const int saved = num_threads();
+      set_num_threads(2);  // query rows split across threads, across the part boundary
+      const std::vector<Tensor> two = cpu::attention_parts_with_isa(q, k, v, scale, isa);
+      set_num_threads(saved);
+      EXPECT_EQ(two[0].to_vector(), parts[0].to_vector()) << "threads, D=" << d;
+      EXPECT_EQ(two[1].to_vector(), parts[1].to_vector()) << "threads, D=" << d;
+      const std::vector<Tensor> one = cpu::attention_parts_with_isa({qc}, k, v, scale, isa);
+      ASSERT_EQ(one.size(), 1u);
+      EXPECT_EQ(one[0].to_vector(), whole.to_vector()) << "D=" << d << " " << isa_name(isa);
+    }
+    expect_close(attention_bf16_parts(q, k, v, scale)[1],
+                 attention_reference(qc.to(DType::BF16), kc.to(DType::BF16), vc.to(DType::BF16), nullptr, scale)
+                     .slice(1, 70, 115)
+                     .contiguous(),
+                 std::ldexp(1.0f, -8) * 2.0f, "parts vs reference");
+  }
+  const Tensor a = random_tensor({1, 2, 5, 8}, 1.0f, 1), b8 = random_tensor({1, 2, 5, 16}, 1.0f, 1);
+  expect_attention_error([&] { attention_bf16_parts({a}, {a, b8}, {a, b8}, 1.0f); }, "k and v");
+  expect_attention_error([&] { attention_bf16_parts({a, a, a}, {a}, {a}, 1.0f); }, "parts");
 }
 
 TEST(Attention, ThreadCountDoesNotChangeResults) {

@@ -332,10 +332,20 @@ struct AmxFlash {
 
   // Elements [off, off + min(n, 16)) of a q/k/v buffer as 16 bf16 (zeros past n): bf16 inputs are
   // copied, f32 inputs (bf16 compute on f32 activations) rounded to nearest even as they are packed.
-  static __m256i row16(const void* base, int64_t off, int64_t n, bool f32) {
+  static __m256i row16(const char* row, int64_t d0, int64_t n, bool f32) {
     const __mmask16 mk = n >= 16 ? static_cast<__mmask16>(0xFFFF) : n <= 0 ? 0 : static_cast<__mmask16>((1u << n) - 1);
-    if (f32) return (__m256i)_mm512_cvtneps_pbh(_mm512_maskz_loadu_ps(mk, static_cast<const float*>(base) + off));
-    return _mm256_maskz_loadu_epi16(mk, static_cast<const uint16_t*>(base) + off);
+    if (f32) return (__m256i)_mm512_cvtneps_pbh(_mm512_maskz_loadu_ps(mk, reinterpret_cast<const float*>(row) + d0));
+    return _mm256_maskz_loadu_epi16(mk, reinterpret_cast<const uint16_t*>(row) + d0);
+  }
+
+  // Row s of head (b, h) of an operand given as up to two parts along the sequence.
+  static const char* in_row(const void* b0, const int64_t* st0, const void* b1, const int64_t* st1, int64_t split,
+                            int64_t b, int64_t h, int64_t s, int64_t esz) {
+    if (s >= split) {
+      s -= split;
+      return static_cast<const char*>(b1) + (b * st1[0] + h * st1[1] + s * st1[2]) * esz;
+    }
+    return static_cast<const char*>(b0) + (b * st0[0] + h * st0[1] + s * st0[2]) * esz;
   }
 
   // K as 16-key tiles of dim pairs [skv_pad/16][dq/2][16][2], V as key pairs [skv_pad/2][dp][2],
@@ -343,13 +353,16 @@ struct AmxFlash {
   static void pack_kv(const AttentionProblem& p, int64_t b, int64_t h, const Ws& w, int64_t dq, int64_t dp,
                       int64_t skv_pad, bool ones_col) {
     const bool f32 = !p.bf16;
-    const int64_t kbase = b * p.k_stride[0] + h * p.k_stride[1], vbase = b * p.v_stride[0] + h * p.v_stride[1];
+    const int64_t esz = f32 ? 4 : 2;
+    auto k_row = [&](int64_t j) { return in_row(p.k, p.k_stride, p.k1, p.k1_stride, p.k_split, b, h, j, esz); };
+    auto v_row = [&](int64_t j) { return in_row(p.v, p.v_stride, p.v1, p.v1_stride, p.v_split, b, h, j, esz); };
     std::memset(w.kp, 0, 2 * skv_pad * dq);
     alignas(32) uint32_t pairs[8];
     for (int64_t j = 0; j < p.skv; ++j) {
       uint32_t* kt = reinterpret_cast<uint32_t*>(w.kp + (j / 16) * 16 * dq) + (j % 16);
+      const char* row = k_row(j);
       for (int64_t d0 = 0; d0 < p.d; d0 += 16) {  // d0 + 16 <= dq: dq is a multiple of 32
-        _mm256_store_si256(reinterpret_cast<__m256i*>(pairs), row16(p.k, kbase + j * p.k_stride[2] + d0, p.d - d0, f32));
+        _mm256_store_si256(reinterpret_cast<__m256i*>(pairs), row16(row, d0, p.d - d0, f32));
         for (int64_t i = 0; i < 8; ++i) kt[(d0 / 2 + i) * 16] = pairs[i];
       }
     }
@@ -358,16 +371,18 @@ struct AmxFlash {
                                            22, 6, 21, 5, 20, 4, 19, 3, 18, 2, 17, 1, 16, 0);
     for (int64_t jp = 0; jp < skv_pad / 2; ++jp) {
       const int64_t j0 = 2 * jp, j1 = 2 * jp + 1;
+      const char* r0 = j0 < p.skv ? v_row(j0) : nullptr;
+      const char* r1 = j1 < p.skv ? v_row(j1) : nullptr;
       uint16_t* dst = w.vp + jp * dp * 2;
       for (int64_t d0 = 0; d0 < dp; d0 += 16) {
-        const __m256i a = j0 < p.skv ? row16(p.v, vbase + j0 * p.v_stride[2] + d0, p.d - d0, f32) : _mm256_setzero_si256();
-        const __m256i c = j1 < p.skv ? row16(p.v, vbase + j1 * p.v_stride[2] + d0, p.d - d0, f32) : _mm256_setzero_si256();
+        const __m256i a = r0 ? row16(r0, d0, p.d - d0, f32) : _mm256_setzero_si256();
+        const __m256i c = r1 ? row16(r1, d0, p.d - d0, f32) : _mm256_setzero_si256();
         const __m512i ac = _mm512_inserti64x4(_mm512_castsi256_si512(a), c, 1);
         _mm512_storeu_si512(dst + d0 * 2, _mm512_permutexvar_epi16(inter, ac));
       }
       if (ones_col) {
-        if (j0 < p.skv) dst[p.d * 2] = 0x3F80;
-        if (j1 < p.skv) dst[p.d * 2 + 1] = 0x3F80;
+        if (r0) dst[p.d * 2] = 0x3F80;
+        if (r1) dst[p.d * 2 + 1] = 0x3F80;
       }
     }
   }
@@ -375,11 +390,11 @@ struct AmxFlash {
   static void pack_q(const AttentionProblem& p, int64_t b, int64_t h, int64_t row0, int64_t rows, int64_t rows_pad,
                      uint16_t* qp, int64_t dq) {
     const bool f32 = !p.bf16;
-    const int64_t qbase = b * p.q_stride[0] + h * p.q_stride[1];
+    const int64_t esz = f32 ? 4 : 2;
     for (int64_t i = 0; i < rows; ++i) {
-      const int64_t off = qbase + (row0 + i) * p.q_stride[2];
+      const char* row = in_row(p.q, p.q_stride, p.q1, p.q1_stride, p.q_split, b, h, row0 + i, esz);
       for (int64_t d0 = 0; d0 < dq; d0 += 16)
-        _mm256_storeu_si256(reinterpret_cast<__m256i*>(qp + i * dq + d0), row16(p.q, off + d0, p.d - d0, f32));
+        _mm256_storeu_si256(reinterpret_cast<__m256i*>(qp + i * dq + d0), row16(row, d0, p.d - d0, f32));
     }
     std::memset(qp + rows * dq, 0, 2 * (rows_pad - rows) * dq);
   }
@@ -553,7 +568,9 @@ struct AmxFlash {
       const float* src = o + i * g.dp;
       const float sum = ones_col ? src[p.d] : l[i];
       const __m512 inv = _mm512_set1_ps(sum > 0.0f ? 1.0f / sum : 0.0f);
-      float* dst = p.out + ((b * p.sq + row0 + i) * p.heads + h) * p.d;
+      const int64_t srow = row0 + i;  // heads-merged [B, S, H*D], or its second part
+      float* dst = srow < p.out_split ? p.out + ((b * min64(p.sq, p.out_split) + srow) * p.heads + h) * p.d
+                                      : p.out1 + ((b * (p.sq - p.out_split) + srow - p.out_split) * p.heads + h) * p.d;
       int64_t d = 0;
       for (; d + 16 <= p.d; d += 16) _mm512_storeu_ps(dst + d, _mm512_mul_ps(_mm512_loadu_ps(src + d), inv));
       if (dtail) _mm512_mask_storeu_ps(dst + d, tmask, _mm512_mul_ps(_mm512_loadu_ps(src + d), inv));
