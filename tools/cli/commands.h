@@ -10,4 +10,5 @@ int cmd_quant_quality(int argc, char** argv);
 int cmd_make_model(int argc, char** argv);
 int cmd_plan(int argc, char** argv);
 int cmd_bench(int argc, char** argv);
+int cmd_bench_step(int argc, char** argv);
 }  // namespace qdit::cli

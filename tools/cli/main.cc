@@ -26,6 +26,10 @@ const Command kCommands[] = {
 #ifdef QDIT_HAVE_CMD_MAKE_MODEL
     {"make-model", qdit::cli::cmd_make_model, "make-model --arch A --out DIR [--tiny]: write a pipeline with random weights"},
 #endif
+#ifdef QDIT_HAVE_CMD_BENCH_STEP
+    {"bench-step", qdit::cli::cmd_bench_step,
+     "bench-step --arch A [--dtype bf16] [--quant S]: time one transformer forward, GFLOP/s vs peak"},
+#endif
 #ifdef QDIT_HAVE_CMD_CHECK
     {"check", qdit::cli::cmd_check,
      "check CASE_DIR [--dtype f32|bf16|fp16] [--quant SPEC] [--tolerance T]: compare with a reference case"},

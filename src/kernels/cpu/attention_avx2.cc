@@ -137,11 +137,11 @@ void run_tasks(const AttentionProblem& p, int64_t t0, int64_t t1, void* ws) {
 namespace qdit::kernels::cpu {
 
 AttentionVariant attention_variant_avx2() {
-  return {"avx2", &ws_bytes<Avx2F32, Avx2Bf16>, &run_tasks<Avx2F32, Avx2Bf16>};
+  return {"avx2", false, &ws_bytes<Avx2F32, Avx2Bf16>, &run_tasks<Avx2F32, Avx2Bf16>};
 }
 
 AttentionVariant attention_variant_avx512_emulated() {
-  return {"avx512-emulated", &ws_bytes<EmuF32, EmuBf16>, &run_tasks<EmuF32, EmuBf16>};
+  return {"avx512-emulated", false, &ws_bytes<EmuF32, EmuBf16>, &run_tasks<EmuF32, EmuBf16>};
 }
 
 }  // namespace qdit::kernels::cpu

@@ -80,11 +80,15 @@ struct alignas(64) TileConfig {
 // that fill a buffer before the tile loads that read it.
 inline void memory_barrier() { __asm__ volatile("" ::: "memory"); }
 
-template <int NK>
+// NK: the most keys per block (the S/P buffer width); kBlock: the block size of longer key ranges.
+template <int NK, int kBlock>
 struct AmxFlash {
-  static_assert(NK % 32 == 0, "key blocks are whole 32-key A/B tiles");
+  static_assert(NK % 32 == 0 && kBlock % 32 == 0 && kBlock <= NK, "key blocks are whole 32-key A/B tiles");
   using Fl = Flash<AmxGeo, true, true>;
   static constexpr int MQ = 32;
+  // Row strides of the score (f32) and weight (bf16) buffers: one cache line more than the
+  // width, so that the 16 rows a tile touches do not all fall into the same L1 sets.
+  static constexpr int SS = NK + 16, PS = NK + 32;
   // The running max is raised only when a block's max exceeds it by more than this (in log2 of
   // the weight): unnormalised weights stay <= 2^8 (exact enough in f32, bf16 rounding is
   // relative), and O is rescaled only when the max really moves, not on every block.
@@ -105,12 +109,13 @@ struct AmxFlash {
     Ws w;
     w.kp = reinterpret_cast<uint16_t*>(take(2 * g.skv_pad * g.dq));
     w.vp = reinterpret_cast<uint16_t*>(take(2 * g.skv_pad * g.dp));
-    w.qp = reinterpret_cast<uint16_t*>(take(2 * MQ * g.dq));
-    w.pb = reinterpret_cast<uint16_t*>(take(2 * 2 * MQ * NK));  // double-buffered
-    w.o = reinterpret_cast<float*>(take(4 * MQ * g.dp));
-    w.s = reinterpret_cast<float*>(take(2 * 4 * MQ * NK));  // double-buffered
-    w.m = reinterpret_cast<float*>(take(4 * MQ));
-    w.l = reinterpret_cast<float*>(take(4 * MQ));
+    // Q, O, m, l: one per query block in flight (two); S and P: one per key block step (two).
+    w.qp = reinterpret_cast<uint16_t*>(take(2 * 2 * MQ * g.dq));
+    w.pb = reinterpret_cast<uint16_t*>(take(2 * 2 * MQ * PS));
+    w.o = reinterpret_cast<float*>(take(2 * 4 * MQ * g.dp));
+    w.s = reinterpret_cast<float*>(take(2 * 4 * MQ * SS));
+    w.m = reinterpret_cast<float*>(take(2 * 4 * MQ));
+    w.l = reinterpret_cast<float*>(take(2 * 4 * MQ));
     w.alpha = reinterpret_cast<float*>(take(4 * MQ));
     w.mrow = reinterpret_cast<float*>(take(4 * NK));
     if (ws) *ws = w;
@@ -123,7 +128,7 @@ struct AmxFlash {
   // units compute exponentials (out-of-order execution overlaps them within its window).
   // Each piece leaves no tile state behind.
 
-  // s[NR*16][32 keys at kc*32] (row stride NK) = q[NR*16][dq] . k^T, keys from key tile kblk.
+  // s[NR*16][32 keys at kc*32] (row stride SS) = q[NR*16][dq] . k^T, keys from key tile kblk.
   template <int NR>
   static void qk_piece(const uint16_t* q, int64_t dq, const uint16_t* kblk, int64_t kc, float* s) {
     const int64_t kts = 16 * dq;  // one 16-key tile: dq/2 rows of 16 keys x 2 dims
@@ -147,16 +152,16 @@ struct AmxFlash {
         _tile_dpbf16ps(3, 5, 7);
       }
     }
-    _tile_stored(0, s + kc * 32, NK * 4);
-    _tile_stored(1, s + kc * 32 + 16, NK * 4);
+    _tile_stored(0, s + kc * 32, SS * 4);
+    _tile_stored(1, s + kc * 32 + 16, SS * 4);
     if constexpr (NR == 2) {
-      _tile_stored(2, s + 16 * NK + kc * 32, NK * 4);
-      _tile_stored(3, s + 16 * NK + kc * 32 + 16, NK * 4);
+      _tile_stored(2, s + 16 * SS + kc * 32, SS * 4);
+      _tile_stored(3, s + 16 * SS + kc * 32 + 16, SS * 4);
     }
   }
 
   // o[NR*16][16-dim tiles c, c+1 (only c when c+1 == nd)] += p[NR*16][keys kc0*32..kc1*32)
-  // (row stride NK) . v (pairs of keys from vblk, row stride 2*dp).
+  // (row stride PS) . v (pairs of keys from vblk, row stride 2*dp).
   template <int NR>
   static void pv_piece(const uint16_t* pb, const uint16_t* vblk, int64_t dp, float* o, int64_t c, int64_t kc0,
                        int64_t kc1) {
@@ -170,13 +175,13 @@ struct AmxFlash {
       }
       for (int64_t kc = kc0; kc < kc1; ++kc) {
         const uint16_t* v = vblk + kc * 16 * vrow + c * 32;
-        _tile_loadd(4, pb + kc * 32, NK * 2);
+        _tile_loadd(4, pb + kc * 32, PS * 2);
         _tile_loadd(6, v, vrow * 2);
         _tile_loadd(7, v + 32, vrow * 2);
         _tile_dpbf16ps(0, 4, 6);
         _tile_dpbf16ps(1, 4, 7);
         if constexpr (NR == 2) {
-          _tile_loadd(5, pb + 16 * NK + kc * 32, NK * 2);
+          _tile_loadd(5, pb + 16 * PS + kc * 32, PS * 2);
           _tile_dpbf16ps(2, 5, 6);
           _tile_dpbf16ps(3, 5, 7);
         }
@@ -191,11 +196,11 @@ struct AmxFlash {
       _tile_loadd(0, o + c * 16, dp * 4);
       if constexpr (NR == 2) _tile_loadd(2, o + 16 * dp + c * 16, dp * 4);
       for (int64_t kc = kc0; kc < kc1; ++kc) {
-        _tile_loadd(4, pb + kc * 32, NK * 2);
+        _tile_loadd(4, pb + kc * 32, PS * 2);
         _tile_loadd(6, vblk + kc * 16 * vrow + c * 32, vrow * 2);
         _tile_dpbf16ps(0, 4, 6);
         if constexpr (NR == 2) {
-          _tile_loadd(5, pb + 16 * NK + kc * 32, NK * 2);
+          _tile_loadd(5, pb + 16 * PS + kc * 32, PS * 2);
           _tile_dpbf16ps(2, 5, 6);
         }
       }
@@ -293,7 +298,8 @@ struct AmxFlash {
     float m_new = m;
     if (mx > m && (mx - m) * cx > kLazyLog2) m_new = mx;  // m = -inf: always taken
     float alpha = 1.0f;
-    if (m_new != m) alpha = m == ninf ? 0.0f : _mm512_cvtss_f32(exp2(_mm512_set1_ps((m - m_new) * cx)));
+    // Nothing accumulated yet while m = -inf (O and l are 0): no rescale needed.
+    if (m_new != m && m != ninf) alpha = _mm512_cvtss_f32(exp2(_mm512_set1_ps((m - m_new) * cx)));
     const float base = m_new == ninf ? 0.0f : m_new;  // all -inf so far: exp(-inf - 0) = 0
     const __m512 vc = _mm512_set1_ps(cx);
     // (x - base) * cx as one fused op unless base * cx overflows (base can be finfo.min).
@@ -324,46 +330,73 @@ struct AmxFlash {
     return alpha;
   }
 
+  // Elements [off, off + min(n, 16)) of a q/k/v buffer as 16 bf16 (zeros past n): bf16 inputs are
+  // copied, f32 inputs (bf16 compute on f32 activations) rounded to nearest even as they are packed.
+  static __m256i row16(const char* row, int64_t d0, int64_t n, bool f32) {
+    const __mmask16 mk = n >= 16 ? static_cast<__mmask16>(0xFFFF) : n <= 0 ? 0 : static_cast<__mmask16>((1u << n) - 1);
+    if (f32) return (__m256i)_mm512_cvtneps_pbh(_mm512_maskz_loadu_ps(mk, reinterpret_cast<const float*>(row) + d0));
+    return _mm256_maskz_loadu_epi16(mk, reinterpret_cast<const uint16_t*>(row) + d0);
+  }
+
+  // Row s of head (b, h) of an operand given as up to two parts along the sequence.
+  static const char* in_row(const void* b0, const int64_t* st0, const void* b1, const int64_t* st1, int64_t split,
+                            int64_t b, int64_t h, int64_t s, int64_t esz) {
+    if (s >= split) {
+      s -= split;
+      return static_cast<const char*>(b1) + (b * st1[0] + h * st1[1] + s * st1[2]) * esz;
+    }
+    return static_cast<const char*>(b0) + (b * st0[0] + h * st0[1] + s * st0[2]) * esz;
+  }
+
   // K as 16-key tiles of dim pairs [skv_pad/16][dq/2][16][2], V as key pairs [skv_pad/2][dp][2],
   // zero padded; with ones_col, V's column d (padding) is 1 for every real key.
   static void pack_kv(const AttentionProblem& p, int64_t b, int64_t h, const Ws& w, int64_t dq, int64_t dp,
                       int64_t skv_pad, bool ones_col) {
-    const uint16_t* kb = static_cast<const uint16_t*>(p.k) + b * p.k_stride[0] + h * p.k_stride[1];
-    const uint16_t* vb = static_cast<const uint16_t*>(p.v) + b * p.v_stride[0] + h * p.v_stride[1];
+    const bool f32 = !p.bf16;
+    const int64_t esz = f32 ? 4 : 2;
+    auto k_row = [&](int64_t j) { return in_row(p.k, p.k_stride, p.k1, p.k1_stride, p.k_split, b, h, j, esz); };
+    auto v_row = [&](int64_t j) { return in_row(p.v, p.v_stride, p.v1, p.v1_stride, p.v_split, b, h, j, esz); };
     std::memset(w.kp, 0, 2 * skv_pad * dq);
-    const int64_t pairs = p.d / 2;
+    alignas(32) uint32_t pairs[8];
     for (int64_t j = 0; j < p.skv; ++j) {
-      const uint16_t* row = kb + j * p.k_stride[2];
-      uint16_t* kt = w.kp + (j / 16) * 16 * dq + (j % 16) * 2;
-      for (int64_t pp = 0; pp < pairs; ++pp) std::memcpy(kt + pp * 32, row + 2 * pp, 4);
-      if (p.d & 1) kt[pairs * 32] = row[p.d - 1];
+      uint32_t* kt = reinterpret_cast<uint32_t*>(w.kp + (j / 16) * 16 * dq) + (j % 16);
+      const char* row = k_row(j);
+      for (int64_t d0 = 0; d0 < p.d; d0 += 16) {  // d0 + 16 <= dq: dq is a multiple of 32
+        _mm256_store_si256(reinterpret_cast<__m256i*>(pairs), row16(row, d0, p.d - d0, f32));
+        for (int64_t i = 0; i < 8; ++i) kt[(d0 / 2 + i) * 16] = pairs[i];
+      }
     }
     // V: interleave rows 2jp and 2jp+1 element by element, 16 dims at a time.
     const __m512i inter = _mm512_set_epi16(31, 15, 30, 14, 29, 13, 28, 12, 27, 11, 26, 10, 25, 9, 24, 8, 23, 7,
                                            22, 6, 21, 5, 20, 4, 19, 3, 18, 2, 17, 1, 16, 0);
     for (int64_t jp = 0; jp < skv_pad / 2; ++jp) {
       const int64_t j0 = 2 * jp, j1 = 2 * jp + 1;
+      const char* r0 = j0 < p.skv ? v_row(j0) : nullptr;
+      const char* r1 = j1 < p.skv ? v_row(j1) : nullptr;
       uint16_t* dst = w.vp + jp * dp * 2;
       for (int64_t d0 = 0; d0 < dp; d0 += 16) {
-        const int64_t n = min64(16, p.d - d0);
-        const __mmask16 mk = n <= 0 ? 0 : static_cast<__mmask16>((1u << n) - 1);
-        const __m256i a = j0 < p.skv ? _mm256_maskz_loadu_epi16(mk, vb + j0 * p.v_stride[2] + d0) : _mm256_setzero_si256();
-        const __m256i c = j1 < p.skv ? _mm256_maskz_loadu_epi16(mk, vb + j1 * p.v_stride[2] + d0) : _mm256_setzero_si256();
+        const __m256i a = r0 ? row16(r0, d0, p.d - d0, f32) : _mm256_setzero_si256();
+        const __m256i c = r1 ? row16(r1, d0, p.d - d0, f32) : _mm256_setzero_si256();
         const __m512i ac = _mm512_inserti64x4(_mm512_castsi256_si512(a), c, 1);
         _mm512_storeu_si512(dst + d0 * 2, _mm512_permutexvar_epi16(inter, ac));
       }
       if (ones_col) {
-        if (j0 < p.skv) dst[p.d * 2] = 0x3F80;
-        if (j1 < p.skv) dst[p.d * 2 + 1] = 0x3F80;
+        if (r0) dst[p.d * 2] = 0x3F80;
+        if (r1) dst[p.d * 2 + 1] = 0x3F80;
       }
     }
   }
 
   static void pack_q(const AttentionProblem& p, int64_t b, int64_t h, int64_t row0, int64_t rows, int64_t rows_pad,
                      uint16_t* qp, int64_t dq) {
-    std::memset(qp, 0, 2 * rows_pad * dq);
-    const uint16_t* qb = static_cast<const uint16_t*>(p.q) + b * p.q_stride[0] + h * p.q_stride[1];
-    for (int64_t i = 0; i < rows; ++i) std::memcpy(qp + i * dq, qb + (row0 + i) * p.q_stride[2], 2 * p.d);
+    const bool f32 = !p.bf16;
+    const int64_t esz = f32 ? 4 : 2;
+    for (int64_t i = 0; i < rows; ++i) {
+      const char* row = in_row(p.q, p.q_stride, p.q1, p.q1_stride, p.q_split, b, h, row0 + i, esz);
+      for (int64_t d0 = 0; d0 < dq; d0 += 16)
+        _mm256_storeu_si256(reinterpret_cast<__m256i*>(qp + i * dq + d0), row16(row, d0, p.d - d0, f32));
+    }
+    std::memset(qp + rows * dq, 0, 2 * (rows_pad - rows) * dq);
   }
 
   static void run(const AttentionProblem& p, int64_t t0, int64_t t1, void* workspace) {
@@ -373,7 +406,10 @@ struct AmxFlash {
     const bool raw = p.mask == nullptr && p.scale > 0.0f;
     const float cx = raw ? p.scale * kLog2e : kLog2e;
     const bool ones_col = g.dp > p.d;  // a spare padding column of V carries the row sums
-    const int64_t nblocks = (p.skv + NK - 1) / NK;
+    // Key blocks of kBlock keys; a key range of up to NK keys (cross-attention over a few hundred
+    // text tokens) is one block, so each row pays its per-block softmax overhead once.
+    const int64_t kbs = round_up(p.skv, 32) <= NK ? round_up(p.skv, 32) : kBlock;
+    const int64_t nblocks = (p.skv + kbs - 1) / kbs;
     TileConfig cfg;
     for (int i = 0; i < 8; ++i) {
       cfg.colsb[i] = 64;
@@ -390,96 +426,157 @@ struct AmxFlash {
         pack_kv(p, b, h, w, g.dq, g.dp, g.skv_pad, ones_col);
         packed_bh = bh;
       }
-      for (int64_t qb0 = r0; qb0 < r1; qb0 += MQ) {
-        const int64_t rows = min64(MQ, r1 - qb0), rows_pad = round_up(rows, 16);
-        pack_q(p, b, h, qb0, rows, rows_pad, w.qp, g.dq);
-        std::memset(w.o, 0, sizeof(float) * rows_pad * g.dp);
-        // Padding rows keep zero weights (their scores are never softmaxed).
-        for (int buf = 0; buf < 2; ++buf) std::memset(w.pb + buf * MQ * NK + rows * NK, 0, 2 * (rows_pad - rows) * NK);
-        for (int64_t i = 0; i < rows_pad; ++i) {
-          w.m[i] = -__builtin_inff();
-          w.l[i] = 0.0f;
-        }
-        auto nkp_of = [&](int64_t blk) { return round_up(min64(NK, p.skv - blk * NK), 32); };
-        TileWork tw;
-        tw.nr = rows_pad / 16;
-        tw.dq = g.dq;
-        tw.dp = g.dp;
-        tw.q = w.qp;
-        tw.o = w.o;
-        // Software pipeline over key blocks: step j softmaxes block j while the tiles do P.V of
-        // block j-1 and Q.K^T of block j+1 (S and P are double-buffered).
-        memory_barrier();
-        {
-          TileWork first = tw;
-          first.kblk = w.kp;
-          first.s = w.s;
-          first.qk_nkp = nkp_of(0);
-          for (int64_t i = 0; i < first.pieces(); ++i) first.run(i);
-        }
-        for (int64_t j = 0; j <= nblocks; ++j) {
-          TileWork step = tw;
-          if (j > 0) {
-            step.pb = w.pb + ((j - 1) & 1) * MQ * NK;
-            step.vblk = w.vp + (j - 1) * NK * g.dp;
-            step.pv_nkp = nkp_of(j - 1);
-          }
-          if (j + 1 < nblocks) {
-            step.kblk = w.kp + (j + 1) * NK * g.dq;
-            step.s = w.s + ((j + 1) & 1) * MQ * NK;
-            step.qk_nkp = nkp_of(j + 1);
-          }
-          const int64_t pieces = step.pieces();
-          int64_t done = 0;
-          memory_barrier();
-          if (j < nblocks) {
-            const int64_t kv0 = j * NK, nk = min64(NK, p.skv - kv0), nkp = nkp_of(j);
-            float* sbuf = w.s + (j & 1) * MQ * NK;
-            uint16_t* pbuf = w.pb + (j & 1) * MQ * NK;
-            for (int64_t i = 0; i < rows; ++i) {
-              const float* mrow = nullptr;
-              if (p.mask) {
-                mrow = p.mask + b * p.mask_stride[0] + h * p.mask_stride[1] + (qb0 + i) * p.mask_stride[2] +
-                       kv0 * p.mask_stride[3];
-              }
-              float* srow = sbuf + i * NK;
-              uint16_t* prow = pbuf + i * NK;
-              w.alpha[i] =
-                  ones_col ? softmax_row<true>(p, mrow, srow, nk, nkp, prow, w.m[i], w.l[i], w.mrow, raw, cx)
-                           : softmax_row<false>(p, mrow, srow, nk, nkp, prow, w.m[i], w.l[i], w.mrow, raw, cx);
-              for (const int64_t due = (i + 1) * pieces / rows; done < due; ++done) step.run(done);
-            }
-          }
-          for (; done < pieces; ++done) step.run(done);
-          if (j < nblocks) {
-            // O holds blocks < j now (program order after the P.V pieces): rescale it where
-            // block j raised the running max.
-            memory_barrier();
-            for (int64_t i = 0; i < rows; ++i) {
-              if (w.alpha[i] == 1.0f) continue;
-              float* orow = w.o + i * g.dp;
-              const __m512 va = _mm512_set1_ps(w.alpha[i]);
-              for (int64_t d = 0; d < g.dp; d += 16)
-                _mm512_storeu_ps(orow + d, _mm512_mul_ps(_mm512_loadu_ps(orow + d), va));
-            }
-          }
-        }
-        memory_barrier();
-        const int64_t dtail = p.d % 16;
-        const __mmask16 tmask = static_cast<__mmask16>((1u << dtail) - 1);
-        for (int64_t i = 0; i < rows; ++i) {  // normalise, write heads-merged rows
-          const float* src = w.o + i * g.dp;
-          const float l = ones_col ? src[p.d] : w.l[i];
-          const __m512 inv = _mm512_set1_ps(l > 0.0f ? 1.0f / l : 0.0f);
-          float* dst = p.out + ((b * p.sq + qb0 + i) * p.heads + h) * p.d;
-          int64_t d = 0;
-          for (; d + 16 <= p.d; d += 16) _mm512_storeu_ps(dst + d, _mm512_mul_ps(_mm512_loadu_ps(src + d), inv));
-          if (dtail) _mm512_mask_storeu_ps(dst + d, tmask, _mm512_mul_ps(_mm512_loadu_ps(src + d), inv));
-        }
-      }
+      run_rows(p, w, g, b, h, r0, r1, kbs, nblocks, raw, cx, ones_col);
     }
     _tile_release();
   }
+
+  // One software pipeline over every (query block, key block) step of rows [r0, r1) of head
+  // (b, h): step s softmaxes its scores while the tiles do P.V of step s-1 and Q.K^T of step
+  // s+1, across query-block boundaries too (Q, O, m, l are double-buffered by query block, S and
+  // P by step), so only the very first Q.K^T and last P.V run without vector work beside them.
+  static void run_rows(const AttentionProblem& p, const Ws& w, const typename Fl::Geo& g, int64_t b, int64_t h,
+                       int64_t r0, int64_t r1, int64_t kbs, int64_t nblocks, bool raw, float cx, bool ones_col) {
+    const int64_t nq = (r1 - r0 + MQ - 1) / MQ, steps = nq * nblocks;
+    auto rows_of = [&](int64_t qi) { return min64(MQ, r1 - r0 - qi * MQ); };
+    auto nkp_of = [&](int64_t kb) { return round_up(min64(kbs, p.skv - kb * kbs), 32); };
+    auto qbuf = [&](int64_t qi) { return w.qp + (qi & 1) * MQ * g.dq; };
+    auto obuf = [&](int64_t qi) { return w.o + (qi & 1) * MQ * g.dp; };
+    auto sbuf = [&](int64_t st) { return w.s + (st & 1) * MQ * SS; };
+    auto pbuf = [&](int64_t st) { return w.pb + (st & 1) * MQ * PS; };
+    // Query block qi's Q (before its first Q.K^T piece) and its cleared O, m, l (before its
+    // first softmax; the buffers are those of block qi-2, finished by then).
+    auto pack_query_block = [&](int64_t qi) {
+      const int64_t rows = rows_of(qi);
+      pack_q(p, b, h, r0 + qi * MQ, rows, round_up(rows, 16), qbuf(qi), g.dq);
+    };
+    auto reset_query_block = [&](int64_t qi) {
+      const int64_t rows_pad = round_up(rows_of(qi), 16);
+      std::memset(obuf(qi), 0, sizeof(float) * rows_pad * g.dp);
+      float* m = w.m + (qi & 1) * MQ;
+      float* l = w.l + (qi & 1) * MQ;
+      for (int64_t i = 0; i < rows_pad; ++i) {
+        m[i] = -__builtin_inff();
+        l[i] = 0.0f;
+      }
+    };
+    auto tile_work = [&](int64_t pv_step, int64_t qk_step) {
+      TileWork tw;
+      tw.dq = g.dq;
+      tw.dp = g.dp;
+      tw.nr = 1;
+      if (pv_step >= 0) {
+        const int64_t qi = pv_step / nblocks, kb = pv_step % nblocks;
+        tw.nr = round_up(rows_of(qi), 16) / 16;
+        tw.o = obuf(qi);
+        tw.pb = pbuf(pv_step);
+        tw.vblk = w.vp + kb * kbs * g.dp;
+        tw.pv_nkp = nkp_of(kb);
+      }
+      TileWork qk = tw;  // a different query block may have another row count
+      qk.pv_nkp = 0;
+      if (qk_step >= 0 && qk_step < steps) {
+        const int64_t qi = qk_step / nblocks, kb = qk_step % nblocks;
+        qk.nr = round_up(rows_of(qi), 16) / 16;
+        qk.q = qbuf(qi);
+        qk.kblk = w.kp + kb * kbs * g.dq;
+        qk.s = sbuf(qk_step);
+        qk.qk_nkp = nkp_of(kb);
+      }
+      tw.qk_nkp = 0;
+      return std::make_pair(tw, qk);
+    };
+
+    pack_query_block(0);
+    reset_query_block(0);
+    memory_barrier();
+    {
+      const auto first = tile_work(-1, 0).second;
+      for (int64_t i = 0; i < first.pieces(); ++i) first.run(i);
+    }
+    for (int64_t st = 0; st <= steps; ++st) {
+      const int64_t qi = st / nblocks, kb = st % nblocks;
+      // The next step's query block starts here: its Q must be packed before its Q.K^T pieces.
+      const bool next_starts = st + 1 < steps && (st + 1) % nblocks == 0;
+      if (next_starts) pack_query_block((st + 1) / nblocks);
+      const auto work = tile_work(st - 1, st + 1);
+      const int64_t npv = work.first.pieces(), pieces = npv + work.second.pieces();
+      // Q.K^T of the next step first: its scores are then long stored when that step's softmax
+      // reads them (a vector load right behind a tile store waits for the store to drain).
+      const int64_t nqk = pieces - npv;
+      auto run_piece = [&](int64_t i) {
+        if (i < nqk) {
+          work.second.run(i);
+        } else {
+          work.first.run(i - nqk);
+        }
+      };
+      int64_t done = 0;
+      memory_barrier();
+      if (st < steps) {
+        const int64_t rows = rows_of(qi), rows_pad = round_up(rows, 16);
+        const int64_t kv0 = kb * kbs, nk = min64(kbs, p.skv - kv0), nkp = nkp_of(kb);
+        float* sb = sbuf(st);
+        uint16_t* pb = pbuf(st);
+        float* m = w.m + (qi & 1) * MQ;
+        float* l = w.l + (qi & 1) * MQ;
+        if (rows < rows_pad) std::memset(pb + rows * PS, 0, 2 * (rows_pad - rows) * PS);
+        for (int64_t i = 0; i < rows; ++i) {
+          const float* mrow = nullptr;
+          if (p.mask) {
+            mrow = p.mask + b * p.mask_stride[0] + h * p.mask_stride[1] + (r0 + qi * MQ + i) * p.mask_stride[2] +
+                   kv0 * p.mask_stride[3];
+          }
+          w.alpha[i] = ones_col
+                           ? softmax_row<true>(p, mrow, sb + i * SS, nk, nkp, pb + i * PS, m[i], l[i], w.mrow, raw, cx)
+                           : softmax_row<false>(p, mrow, sb + i * SS, nk, nkp, pb + i * PS, m[i], l[i], w.mrow, raw, cx);
+          for (const int64_t due = (i + 1) * pieces / rows; done < due; ++done) run_piece(done);
+        }
+      }
+      for (; done < pieces; ++done) run_piece(done);
+      memory_barrier();
+      // Step st-1 closed its query block: O is complete (its last P.V pieces came first).
+      if (st > 0 && (st % nblocks == 0)) {
+        const int64_t done_qi = st / nblocks - 1;
+        finish_query_block(p, w, g, b, h, r0 + done_qi * MQ, rows_of(done_qi), done_qi, ones_col);
+      }
+      if (next_starts) reset_query_block((st + 1) / nblocks);
+      if (st < steps) {
+        // O of this query block holds its blocks < kb now: rescale where block kb raised the
+        // running max, before the next step's P.V adds block kb.
+        const int64_t rows = rows_of(qi);
+        float* o = obuf(qi);
+        for (int64_t i = 0; i < rows; ++i) {
+          if (w.alpha[i] == 1.0f) continue;
+          float* orow = o + i * g.dp;
+          const __m512 va = _mm512_set1_ps(w.alpha[i]);
+          for (int64_t d = 0; d < g.dp; d += 16)
+            _mm512_storeu_ps(orow + d, _mm512_mul_ps(_mm512_loadu_ps(orow + d), va));
+        }
+      }
+    }
+  }
+
+  // Normalises query block qi's rows and writes them heads-merged into the output.
+  static void finish_query_block(const AttentionProblem& p, const Ws& w, const typename Fl::Geo& g, int64_t b,
+                                 int64_t h, int64_t row0, int64_t rows, int64_t qi, bool ones_col) {
+    const float* o = w.o + (qi & 1) * MQ * g.dp;
+    const float* l = w.l + (qi & 1) * MQ;
+    const int64_t dtail = p.d % 16;
+    const __mmask16 tmask = static_cast<__mmask16>((1u << dtail) - 1);
+    for (int64_t i = 0; i < rows; ++i) {
+      const float* src = o + i * g.dp;
+      const float sum = ones_col ? src[p.d] : l[i];
+      const __m512 inv = _mm512_set1_ps(sum > 0.0f ? 1.0f / sum : 0.0f);
+      const int64_t srow = row0 + i;  // heads-merged [B, S, H*D], or its second part
+      float* dst = srow < p.out_split ? p.out + ((b * min64(p.sq, p.out_split) + srow) * p.heads + h) * p.d
+                                      : p.out1 + ((b * (p.sq - p.out_split) + srow - p.out_split) * p.heads + h) * p.d;
+      int64_t d = 0;
+      for (; d + 16 <= p.d; d += 16) _mm512_storeu_ps(dst + d, _mm512_mul_ps(_mm512_loadu_ps(src + d), inv));
+      if (dtail) _mm512_mask_storeu_ps(dst + d, tmask, _mm512_mul_ps(_mm512_loadu_ps(src + d), inv));
+    }
+  }
+
 };
 
 using F32 = Flash<Avx512, false, false>;
@@ -496,12 +593,12 @@ void run_tasks(const AttentionProblem& p, int64_t t0, int64_t t1, void* ws) {
   }
 }
 
-using Amx = AmxFlash<256>;
+using Amx = AmxFlash<256, 256>;
 size_t amx_ws_bytes(const AttentionProblem& p) {
-  return p.bf16 ? Amx::workspace_bytes(p) : F32::workspace_bytes(p);
+  return p.bf16 || p.round_to_bf16 ? Amx::workspace_bytes(p) : F32::workspace_bytes(p);
 }
 void amx_run_tasks(const AttentionProblem& p, int64_t t0, int64_t t1, void* ws) {
-  if (p.bf16) {
+  if (p.bf16 || p.round_to_bf16) {
     Amx::run(p, t0, t1, ws);
   } else {  // f32 attention keeps f32 dot products
     F32::run(p, t0, t1, ws);
@@ -512,7 +609,7 @@ void amx_run_tasks(const AttentionProblem& p, int64_t t0, int64_t t1, void* ws) 
 
 namespace qdit::kernels::cpu {
 
-AttentionVariant attention_variant_avx512() { return {"avx512_bf16", &ws_bytes, &run_tasks}; }
-AttentionVariant attention_variant_amx() { return {"amx_bf16", &amx_ws_bytes, &amx_run_tasks}; }
+AttentionVariant attention_variant_avx512() { return {"avx512_bf16", false, &ws_bytes, &run_tasks}; }
+AttentionVariant attention_variant_amx() { return {"amx_bf16", true, &amx_ws_bytes, &amx_run_tasks}; }
 
 }  // namespace qdit::kernels::cpu

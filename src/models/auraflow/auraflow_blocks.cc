@@ -91,27 +91,25 @@ size_t JointBlock::weight_bytes() const {
 }
 
 void JointBlock::forward(Tensor& x, Tensor& ctx, const Tensor& silu_temb) const {
-  const int64_t batch = x.size(0), n = x.size(1), d = dim_;
+  const int64_t batch = x.size(0), d = dim_;
   check_stream(x, batch, d, "image tokens");
   check_stream(ctx, batch, d, "text tokens");
-  const int64_t l = ctx.size(1);
   const Tensor m = norm1_(silu_temb).reshape({batch, 6, d});
   const Tensor mc = norm1_ctx_(silu_temb).reshape({batch, 6, d});
 
   // Joint attention over cat([text, image]), q and k normalised per head. (The processor applies
   // norm_added_q to the text keys; it is identical to norm_added_k.)
-  Tensor a;
+  Tensor a_img, a_txt;
   {
     const Tensor h = norm1(x, m), hc = norm1(ctx, mc);
     const std::vector<Tensor> img = qkv_(h), txt = add_qkv_(hc);
-    const Tensor q = kernels::concat({head_norm(txt[0], heads_), head_norm(img[0], heads_)}, 1);
-    const Tensor k = kernels::concat({head_norm(txt[1], heads_), head_norm(img[1], heads_)}, 1);
-    const Tensor v = kernels::concat({txt[2], img[2]}, 1);
-    a = nn::multi_head_attention(q, k, v, heads_, nullptr, 0.0f, compute_);  // [B, L+N, D]
+    // Attention over cat([text, image]) without concatenating: one output per stream.
+    const std::vector<Tensor> a = nn::joint_attention(
+        {head_norm(txt[0], heads_), head_norm(img[0], heads_)}, {head_norm(txt[1], heads_), head_norm(img[1], heads_)},
+        {txt[2], img[2]}, heads_, compute_);
+    a_txt = add_out_(a[0]);
+    a_img = out_(a[1]);
   }
-  const Tensor a_img = out_(a.slice(1, l, l + n).contiguous());
-  const Tensor a_txt = add_out_(a.slice(1, 0, l).contiguous());
-  a = Tensor();
   attention_tail(x, a_img, m, ff_);
   attention_tail(ctx, a_txt, mc, ff_ctx_);
 }

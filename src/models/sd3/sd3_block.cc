@@ -40,7 +40,7 @@ size_t JointBlock::weight_bytes() const {
 }
 
 void JointBlock::forward(Tensor& x, Tensor& ctx, const Tensor& silu_temb) const {
-  const int64_t batch = x.size(0), n = x.size(1), d = dim_;
+  const int64_t batch = x.size(0), d = dim_;
   QDIT_CHECK(x.is_contiguous() && x.dim() == 3 && x.size(2) == d, "[JointTransformerBlock] expected contiguous [B, N, ",
              d, "] image tokens, got ", x.desc());
   QDIT_CHECK(ctx.is_contiguous() && ctx.dim() == 3 && ctx.size(0) == batch && ctx.size(2) == d,
@@ -57,13 +57,11 @@ void JointBlock::forward(Tensor& x, Tensor& ctx, const Tensor& silu_temb) const 
     const Tensor hc = pre_only_ ? kernels::layer_norm_modulate(ctx, mc.select(1, 1), mc.select(1, 0), kNormEps)
                                 : kernels::layer_norm_modulate(ctx, mc.select(1, 0), mc.select(1, 1), kNormEps);
     const std::vector<Tensor> img = qkv_(h), txt = add_qkv_(hc);
-    const Tensor q = kernels::concat({img[0], txt[0]}, 1);
-    const Tensor k = kernels::concat({img[1], txt[1]}, 1);
-    const Tensor v = kernels::concat({img[2], txt[2]}, 1);
-    const Tensor a = nn::multi_head_attention(q, k, v, heads_, nullptr, 0.0f, compute_);  // [B, N+L, D]
-    kernels::gated_residual_inplace(x, out_(a.slice(1, 0, n).contiguous()), m.select(1, 2));
-    if (!pre_only_)
-      kernels::gated_residual_inplace(ctx, add_out_(a.slice(1, n, a.size(1)).contiguous()), mc.select(1, 2));
+    // Attention over cat([image, text]) without concatenating: one output per stream.
+    const std::vector<Tensor> a = nn::joint_attention({img[0], txt[0]}, {img[1], txt[1]}, {img[2], txt[2]}, heads_,
+                                                      compute_);
+    kernels::gated_residual_inplace(x, out_(a[0]), m.select(1, 2));
+    if (!pre_only_) kernels::gated_residual_inplace(ctx, add_out_(a[1]), mc.select(1, 2));
   }
 
   // 2. Feed-forwards on norm2(.) * (1 + scale_mlp) + shift_mlp, GELU-tanh fused into the first GEMM.
