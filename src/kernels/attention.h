@@ -35,6 +35,13 @@ Tensor attention_bf16(const Tensor& q, const Tensor& k, const Tensor& v, const T
 std::vector<Tensor> attention_bf16_parts(const std::vector<Tensor>& q, const std::vector<Tensor>& k,
                                          const std::vector<Tensor>& v, float scale);
 
+// Bytes attention() / attention_bf16() (round_to_bf16) allocate besides the output for batch*heads
+// heads of q [sq, head_dim] and k, v [skv, head_dim] stored as `stored`: each worker's packed K/V,
+// query and score tiles, and bf16 copies where the kernel cannot round while packing. The memory
+// planner counts them.
+size_t attention_scratch_bytes(int64_t batch_heads, int64_t sq, int64_t skv, int64_t head_dim, DType stored,
+                               bool round_to_bf16);
+
 // Plain reference for tests: materialises the scores, accumulates in double.
 Tensor attention_reference(const Tensor& q, const Tensor& k, const Tensor& v, const Tensor* mask,
                            float scale);

@@ -4,6 +4,7 @@
 #include <vector>
 
 #include "qdit/core/error.h"
+#include "qdit/kernels/attention.h"
 
 namespace qdit::runtime {
 
@@ -35,12 +36,14 @@ class Live {
   }
   // forward_into an existing tensor (residual fused): only the workspace.
   void gemm_into(double m, double k) { free(alloc(m * k * gemm_in_)); }
-  // Fused attention over q [.., q_elems] and k, v [.., kv_elems]: bf16 rounding copies while the
-  // f32 output is written; scores are never materialised.
-  double attention(double q_elems, double kv_elems, bool round = true) {
-    const double copies = bf16_ && round ? alloc(2.0 * (q_elems + 2 * kv_elems)) : 0.0;
-    const double out = alloc(q_elems * kF32);
-    free(copies);
+  // Fused attention of `heads` heads per batch item, q [sq, d] and k, v [skv, d] (f32): the f32
+  // output, and while it is written the kernel's scratch (per-thread tiles, bf16 copies where
+  // it cannot round while packing); scores are never materialised.
+  double attention(double batch, double heads, double sq, double skv, double d, bool round = true) {
+    const double out = alloc(batch * sq * heads * d * kF32);
+    free(alloc(static_cast<double>(kernels::attention_scratch_bytes(
+        static_cast<int64_t>(batch * heads), static_cast<int64_t>(sq), static_cast<int64_t>(skv),
+        static_cast<int64_t>(d), DType::F32, bf16_ && round))));
     return out;
   }
   size_t peak() const { return static_cast<size_t>(peak_); }
@@ -57,7 +60,7 @@ int64_t get(const io::JsonConfig& c, const char* key, int64_t def) { return c.ge
 
 size_t pixart(const io::JsonConfig& c, double B, double N, double L, const ActivationContext& ctx) {
   Live m(ctx);
-  const double D = get(c, "num_attention_heads", 16) * get(c, "attention_head_dim", 72), F = 4 * D;
+  const double H = get(c, "num_attention_heads", 16), hd = get(c, "attention_head_dim", 72), D = H * hd, F = 4 * D;
   const double p = get(c, "patch_size", 2), cin = get(c, "in_channels", 4);
   const double cout = c.raw().contains("out_channels") && c.raw()["out_channels"].is_null() ? cin
                                                                                              : get(c, "out_channels", 8);
@@ -78,11 +81,11 @@ size_t pixart(const io::JsonConfig& c, double B, double N, double L, const Activ
     const double mod = m.alloc(B * 6 * D * kF32);
     double h = m.alloc(Bn * D * kF32);
     double q = m.gemm(Bn, D, D), k = m.gemm(Bn, D, D), v = m.gemm(Bn, D, D);
-    double a = m.attention(Bn * D, Bn * D);
+    double a = m.attention(B, H, N, N, hd);
     m.free(q, k, v);
     m.free(m.gemm(Bn, D, D), a, h);
     q = m.gemm(Bn, D, D), k = m.gemm(Bl, cross, D), v = m.gemm(Bl, cross, D);
-    a = m.attention(Bn * D, Bl * D);
+    a = m.attention(B, H, N, L, hd);
     m.free(q, k, v);
     m.gemm_into(Bn, D);
     m.free(a);
@@ -101,7 +104,7 @@ size_t pixart(const io::JsonConfig& c, double B, double N, double L, const Activ
 
 size_t sd3(const io::JsonConfig& c, double B, double N, double L, const ActivationContext& ctx) {
   Live m(ctx);
-  const double D = get(c, "num_attention_heads", 18) * get(c, "attention_head_dim", 64), F = 4 * D;
+  const double H = get(c, "num_attention_heads", 18), hd = get(c, "attention_head_dim", 64), D = H * hd, F = 4 * D;
   const double p = get(c, "patch_size", 2), cin = get(c, "in_channels", 16), cout = get(c, "out_channels", 16);
   const double joint = get(c, "joint_attention_dim", 4096);
   const double Bn = B * N, Bl = B * L, S = Bn + Bl;
@@ -118,7 +121,7 @@ size_t sd3(const io::JsonConfig& c, double B, double N, double L, const Activati
       qkv += m.alloc(S * D * kF32);
       m.free(a, b);
     }
-    const double a = m.attention(S * D, S * D);
+    const double a = m.attention(B, H, S / B, S / B, hd);
     for (double rows : {Bn, Bl}) {
       const double part = m.alloc(rows * D * kF32);
       m.free(m.gemm(rows, D, D), part);
@@ -141,7 +144,7 @@ size_t sd3(const io::JsonConfig& c, double B, double N, double L, const Activati
 
 size_t flux(const io::JsonConfig& c, double B, double N, double L, const ActivationContext& ctx) {
   Live m(ctx);
-  const double D = get(c, "num_attention_heads", 24) * get(c, "attention_head_dim", 128), F = 4 * D;
+  const double H = get(c, "num_attention_heads", 24), hd = get(c, "attention_head_dim", 128), D = H * hd, F = 4 * D;
   const double cin = get(c, "in_channels", 64), joint = get(c, "joint_attention_dim", 4096);
   const double Bn = B * N, Bl = B * L, S = Bn + Bl;
   const bool singles = get(c, "num_single_layers", 38) > 0, doubles = get(c, "num_layers", 19) > 0;
@@ -165,7 +168,7 @@ size_t flux(const io::JsonConfig& c, double B, double N, double L, const Activat
     const double img = project(Bn), txt = project(Bl);
     const double cat = m.alloc(3 * S * D * kF32);
     const double rot = m.alloc(2 * S * D * kF32);
-    const double a = m.attention(S * D, S * D);
+    const double a = m.attention(B, H, S / B, S / B, hd);
     m.free(rot, cat);
     for (double rows : {Bn, Bl}) {
       const double part = m.alloc(rows * D * kF32);
@@ -191,7 +194,7 @@ size_t flux(const io::JsonConfig& c, double B, double N, double L, const Activat
     }
     qkv += m.gemm(S, D, D);
     const double rot = m.alloc(2 * S * D * kF32);
-    const double a = m.attention(S * D, S * D);
+    const double a = m.attention(B, H, S / B, S / B, hd);
     m.free(rot);
     const double mlp = m.gemm(S, D, F);
     const double cat = m.alloc(S * (D + F) * kF32);
@@ -210,7 +213,7 @@ size_t flux(const io::JsonConfig& c, double B, double N, double L, const Activat
 
 size_t auraflow(const io::JsonConfig& c, double B, double N, double L, const ActivationContext& ctx) {
   Live m(ctx);
-  const double D = get(c, "num_attention_heads", 12) * get(c, "attention_head_dim", 256);
+  const double H = get(c, "num_attention_heads", 12), hd = get(c, "attention_head_dim", 256), D = H * hd;
   // AuraFlowFeedForward: int(2 * 4D / 3) rounded up to a multiple of 256.
   const double F = std::ceil(static_cast<int64_t>(2 * 4 * D / 3) / 256.0) * 256;
   const double p = get(c, "patch_size", 2), cin = get(c, "in_channels", 4), cout = get(c, "out_channels", 4);
@@ -246,7 +249,7 @@ size_t auraflow(const io::JsonConfig& c, double B, double N, double L, const Act
       qkv += m.alloc(S * D * kF32);
       m.free(norm ? an : a, norm ? bn : b);
     }
-    const double a = m.attention(S * D, S * D);
+    const double a = m.attention(B, H, S / B, S / B, hd);
     m.free(h, hc, qkv);
     const double pi = m.alloc(Bn * D * kF32), oi = m.gemm(Bn, D, D);
     m.free(pi);
@@ -268,7 +271,7 @@ size_t auraflow(const io::JsonConfig& c, double B, double N, double L, const Act
       m.free(raw);
     }
     qkv += m.gemm(S, D, D);
-    const double a = m.attention(S * D, S * D);
+    const double a = m.attention(B, H, S / B, S / B, hd);
     m.free(qkv);
     const double o = m.gemm(S, D, D);
     m.free(a, h);
@@ -298,7 +301,7 @@ size_t t5(const io::JsonConfig& c, double L, const ActivationContext& ctx) {
   m.alloc(H * L * L * kF32);  // additive position bias + mask
   const double h = m.alloc(L * D * kF32);
   const double q = m.gemm(L, D, inner), k = m.gemm(L, D, inner), v = m.gemm(L, D, inner);
-  const double a = m.attention(L * inner, L * inner);
+  const double a = m.attention(1, H, L, L, get(c, "d_kv", 64));
   m.free(q, k, v);
   m.gemm_into(L, inner);
   const double h2 = m.alloc(L * D * kF32);
@@ -321,7 +324,8 @@ size_t clip(const io::JsonConfig& c, double L, bool hidden_states, const Activat
   if (hidden_states) m.alloc((layers + 1) * L * D * kF32);
   const double h = m.alloc(L * D * kF32);
   const double q = m.gemm(L, D, D), k = m.gemm(L, D, D), v = m.gemm(L, D, D);
-  const double a = m.attention(L * D, L * D);
+  const double H = get(c, "num_attention_heads", 8);
+  const double a = m.attention(1, H, L, L, D / H);
   m.gemm_into(L, D);
   const double h2 = m.alloc(L * D * kF32);
   m.free(h);
@@ -381,7 +385,7 @@ size_t vae(const io::JsonConfig& c, double B, double lh, double lw) {
     m.free(n);
     const double q = m.gemm(B * hw, ch, ch), k = m.gemm(B * hw, ch, ch), v = m.gemm(B * hw, ch, ch);
     m.free(t);
-    const double o = m.attention(B * hw * ch, B * hw * ch, false);
+    const double o = m.attention(B, 1, hw, hw, ch, false);
     m.free(q, k, v);
     const double o2 = m.gemm(B * hw, ch, ch);
     m.free(o);

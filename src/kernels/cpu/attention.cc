@@ -80,6 +80,24 @@ bool attention_isa_available(AttentionIsa isa) {
   return false;
 }
 
+AttentionIsa best_attention_isa() {
+  if (has_amx_bf16()) return AttentionIsa::Amx;
+  if (has_avx512_bf16()) return AttentionIsa::Avx512;
+  if (attention_isa_available(AttentionIsa::Avx2)) return AttentionIsa::Avx2;
+  return AttentionIsa::Auto;
+}
+
+AttentionVariant variant_of(AttentionIsa isa) {
+  return isa == AttentionIsa::Amx      ? attention_variant_amx()
+         : isa == AttentionIsa::Avx512 ? attention_variant_avx512()
+         : isa == AttentionIsa::Avx2   ? attention_variant_avx2()
+                                       : attention_variant_avx512_emulated();
+}
+
+int64_t query_chunks(int64_t batch_heads, int64_t sq, int64_t threads) {
+  return batch_heads % threads == 0 ? 1 : std::max<int64_t>(1, std::min<int64_t>(threads, sq / 16));
+}
+
 Tensor attention_with_isa(const Tensor& q, const Tensor& k, const Tensor& v, const Tensor* mask,
                           float scale, Tensor* out, AttentionIsa isa, bool round_to_bf16) {
   const Dims dm = check_args(q, k, v, mask);
@@ -98,13 +116,8 @@ Tensor attention_with_isa(const Tensor& q, const Tensor& k, const Tensor& v, con
   if (result.numel() == 0) return result;
 
   if (isa == AttentionIsa::Auto) {
-    if (has_amx_bf16()) {
-      isa = AttentionIsa::Amx;
-    } else if (has_avx512_bf16()) {
-      isa = AttentionIsa::Avx512;
-    } else if (attention_isa_available(AttentionIsa::Avx2)) {
-      isa = AttentionIsa::Avx2;
-    } else {  // pre-AVX2 CPU: correct but slow
+    isa = best_attention_isa();
+    if (isa == AttentionIsa::Auto) {  // pre-AVX2 CPU: correct but slow
       if (round_to_bf16) {
         result.copy_from(attention_reference(q.to(DType::BF16), k.to(DType::BF16), v.to(DType::BF16), mask, scale));
       } else {
@@ -118,10 +131,7 @@ Tensor attention_with_isa(const Tensor& q, const Tensor& k, const Tensor& v, con
              : isa == AttentionIsa::Avx512 ? "AVX-512 BF16"
                                            : "AVX2 + FMA",
              ", which this CPU lacks");
-  const AttentionVariant variant = isa == AttentionIsa::Amx      ? attention_variant_amx()
-                                   : isa == AttentionIsa::Avx512 ? attention_variant_avx512()
-                                   : isa == AttentionIsa::Avx2   ? attention_variant_avx2()
-                                                                 : attention_variant_avx512_emulated();
+  const AttentionVariant variant = variant_of(isa);
   if (round_to_bf16 && !variant.rounds_f32) {  // this variant packs bf16 inputs only: round first
     return attention_with_isa(q.to(DType::BF16), k.to(DType::BF16), v.to(DType::BF16), mask, scale, &result, isa);
   }
@@ -156,7 +166,7 @@ void run_problem(AttentionProblem& p, const AttentionVariant& variant) {
   // Heads are the unit of work (K/V are packed once per head); when they do not divide evenly
   // among the threads, each head's query rows are also split so that every thread gets the same.
   const int64_t threads = num_threads(), bh = p.batch * p.heads;
-  p.q_chunks = bh % threads == 0 ? 1 : std::max<int64_t>(1, std::min<int64_t>(threads, p.sq / 16));
+  p.q_chunks = query_chunks(bh, p.sq, threads);
   const size_t ws_bytes = variant.workspace_bytes(p);
   parallel_for(p.tasks(), 1, [&](int64_t t0, int64_t t1) {
     Tensor ws = Tensor::empty({static_cast<int64_t>(ws_bytes)}, DType::U8, MemTag::Workspace);
@@ -228,6 +238,30 @@ std::vector<Tensor> attention_parts_with_isa(const std::vector<Tensor>& q, const
 }
 
 }  // namespace cpu
+
+size_t attention_scratch_bytes(int64_t batch_heads, int64_t sq, int64_t skv, int64_t head_dim, DType stored,
+                               bool round_to_bf16) {
+  const cpu::AttentionIsa isa = cpu::best_attention_isa();
+  if (batch_heads * sq == 0) return 0;
+  const size_t elems = static_cast<size_t>(batch_heads * (sq + 2 * skv) * head_dim);
+  round_to_bf16 = round_to_bf16 && stored == DType::F32;
+  if (isa == cpu::AttentionIsa::Auto) return round_to_bf16 ? 2 * elems : 0;  // reference fallback
+  const cpu::AttentionVariant variant = cpu::variant_of(isa);
+  cpu::AttentionProblem p;
+  p.bf16 = stored == DType::BF16 || (round_to_bf16 && !variant.rounds_f32);
+  p.round_to_bf16 = round_to_bf16 && variant.rounds_f32;
+  p.batch = batch_heads;
+  p.heads = 1;
+  p.sq = sq;
+  p.skv = skv;
+  p.d = head_dim;
+  const int64_t threads = num_threads();
+  p.q_chunks = cpu::query_chunks(batch_heads, sq, threads);
+  // One workspace per worker of parallel_for, plus the rounded copies of variants that cannot
+  // round while packing.
+  const size_t copies = round_to_bf16 && !variant.rounds_f32 ? 2 * elems : 0;
+  return copies + variant.workspace_bytes(p) * static_cast<size_t>(std::min(threads, p.tasks()));
+}
 
 Tensor attention(const Tensor& q, const Tensor& k, const Tensor& v, const Tensor* mask, float scale,
                  Tensor* out) {

@@ -61,6 +61,11 @@ AttentionVariant attention_variant_avx512_emulated();
 
 enum class AttentionIsa { Auto, Avx2, Avx512, Avx512Emulated, Amx };
 bool attention_isa_available(AttentionIsa isa);
+// The fastest variant this CPU runs (Auto when it lacks AVX2: attention() then runs the
+// reference), a variant's entry points, and how each head's query rows are split among threads.
+AttentionIsa best_attention_isa();
+AttentionVariant variant_of(AttentionIsa isa);
+int64_t query_chunks(int64_t batch_heads, int64_t sq, int64_t threads);
 
 // attention_bf16_parts() with an explicit variant.
 std::vector<Tensor> attention_parts_with_isa(const std::vector<Tensor>& q, const std::vector<Tensor>& k,
