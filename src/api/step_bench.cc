@@ -1,5 +1,6 @@
 #include "qdit/api/step_bench.h"
 
+
 #include <time.h>
 
 #include <algorithm>
@@ -12,6 +13,7 @@
 
 #include "qdit/api/make_model.h"
 #include "qdit/api/make_model_internal.h"
+#include "qdit/core/allocator.h"
 #include "qdit/core/error.h"
 #include "qdit/core/float_cast.h"
 #include "qdit/core/parallel.h"
@@ -466,15 +468,18 @@ StepBenchResult run_step_bench(const StepBenchOptions& opt) {
   r.batch = opt.batch;
   r.text_tokens = text_len;
 
-  // ---- Forwards.
+  // ---- Forwards, reusing their buffers as the denoising loop does (RecyclingScope).
+  RecyclingScope reuse_step_buffers;
   for (int i = 0; i < opt.warmup; ++i) model->forward(in);
   profile::reset();
   profile::set_enabled(true);
   for (int i = 0; i < opt.repeat; ++i) {
+    const size_t a0 = CpuAllocator::instance().system_allocations();
     const double c0 = cpu_now(), t0 = wall_now();
     Tensor out = model->forward(in);
     r.seconds.push_back(wall_now() - t0);
     r.cpu_seconds.push_back(cpu_now() - c0);
+    r.system_allocations.push_back(CpuAllocator::instance().system_allocations() - a0);
   }
   profile::set_enabled(false);
   r.ops = profile::totals();
@@ -517,6 +522,11 @@ std::string format_step_bench(const StepBenchResult& r, bool with_ops) {
   std::sort(cpu.begin(), cpu.end());
   os << "  forward: median " << fmt("%.3f", med) << " s, min " << fmt("%.3f", r.min()) << " s over " << r.seconds.size()
      << " (CPU time median " << fmt("%.3f", cpu.empty() ? 0.0 : cpu[cpu.size() / 2]) << " s)\n";
+  if (!r.system_allocations.empty()) {
+    os << "  buffers taken from the system per timed forward:";
+    for (size_t n : r.system_allocations) os << " " << n;
+    os << " (the rest reused from the previous forward)\n";
+  }
   os << "  achieved: " << fmt("%.1f", rate) << " GFLOP/s = " << fmt("%.0f", 100.0 * rate / r.guide_peak)
      << "% of the guide's " << r.peak_kind << " peak (" << fmt("%.0f", r.guide_peak) << ")";
   if (r.machine_peak > 0)

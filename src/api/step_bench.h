@@ -66,6 +66,7 @@ struct StepBenchResult {
   std::vector<int64_t> layers, full_layers;
   std::vector<double> seconds;      // wall time of each timed forward
   std::vector<double> cpu_seconds;  // process CPU time of each timed forward
+  std::vector<size_t> system_allocations;  // buffers each timed forward took from the system
   double median() const;
   double min() const;
   DitFlops flops;              // closed form, for the depth run

@@ -6,6 +6,9 @@
 #include <cstdio>
 #include <cstdlib>
 #include <fstream>
+#include <mutex>
+#include <unordered_map>
+#include <vector>
 #include <new>
 #include <sstream>
 
@@ -56,11 +59,82 @@ void* map_huge(size_t bytes) {
 }
 }  // namespace
 
+namespace {
+// The buffers kept by RecyclingScope, by the size the system gave them (64-byte or 2 MiB rounded).
+struct RecyclePool {
+  std::mutex mu;
+  int scopes = 0;
+  std::unordered_map<size_t, std::vector<void*>> free_by_size;
+};
+RecyclePool& recycle_pool() {
+  static RecyclePool pool;
+  return pool;
+}
+bool recyclable(MemTag tag) { return tag == MemTag::Activations || tag == MemTag::Workspace; }
+size_t system_size(size_t bytes) {
+  return bytes >= CpuAllocator::kHugePageThreshold ? round_up(bytes, CpuAllocator::kHugePageThreshold)
+                                                   : round_up(bytes, CpuAllocator::kAlignment);
+}
+void release_to_system(void* p, size_t bytes) {
+  if (bytes >= CpuAllocator::kHugePageThreshold) ::munmap(p, round_up(bytes, CpuAllocator::kHugePageThreshold));
+  else std::free(p);
+}
+// A kept buffer of this size, or null (also when no scope is alive).
+void* take_recycled(size_t bytes, MemTag tag) {
+  if (!recyclable(tag)) return nullptr;
+  RecyclePool& pool = recycle_pool();
+  std::lock_guard<std::mutex> lock(pool.mu);
+  if (pool.scopes == 0) return nullptr;
+  auto it = pool.free_by_size.find(system_size(bytes));
+  if (it == pool.free_by_size.end() || it->second.empty()) return nullptr;
+  void* p = it->second.back();
+  it->second.pop_back();
+  return p;
+}
+bool keep_recycled(void* p, size_t bytes, MemTag tag) {
+  if (!recyclable(tag)) return false;
+  RecyclePool& pool = recycle_pool();
+  std::lock_guard<std::mutex> lock(pool.mu);
+  if (pool.scopes == 0) return false;
+  pool.free_by_size[system_size(bytes)].push_back(p);
+  return true;
+}
+}  // namespace
+
+RecyclingScope::RecyclingScope() {
+  RecyclePool& pool = recycle_pool();
+  std::lock_guard<std::mutex> lock(pool.mu);
+  ++pool.scopes;
+}
+
+RecyclingScope::~RecyclingScope() {
+  RecyclePool& pool = recycle_pool();
+  std::unordered_map<size_t, std::vector<void*>> kept;
+  {
+    std::lock_guard<std::mutex> lock(pool.mu);
+    if (--pool.scopes > 0) return;
+    kept.swap(pool.free_by_size);
+  }
+  for (auto& [size, ptrs] : kept)
+    for (void* p : ptrs) release_to_system(p, size);
+}
+
+namespace {
+void* system_allocate(size_t bytes) {
+  return bytes >= CpuAllocator::kHugePageThreshold ? map_huge(bytes)
+                                                   : std::aligned_alloc(CpuAllocator::kAlignment,
+                                                                        round_up(bytes, CpuAllocator::kAlignment));
+}
+}  // namespace
+
 void* CpuAllocator::allocate(size_t bytes, MemTag tag) {
   if (bytes == 0) bytes = 1;
-  const bool huge = bytes >= kHugePageThreshold;
-  void* p = huge ? map_huge(bytes) : std::aligned_alloc(kAlignment, round_up(bytes, kAlignment));
-  if (!p) fail("[allocator] out of memory allocating ", bytes, " bytes for ", mem_tag_name(tag));
+  void* p = take_recycled(bytes, tag);
+  if (!p) {
+    p = system_allocate(bytes);
+    if (!p) fail("[allocator] out of memory allocating ", bytes, " bytes for ", mem_tag_name(tag));
+    system_allocations_.fetch_add(1, std::memory_order_relaxed);
+  }
   const auto i = static_cast<size_t>(tag);
   raise_peak(peak_[i], live_[i].fetch_add(bytes, std::memory_order_relaxed) + bytes);
   raise_peak(total_peak_, total_live_.fetch_add(bytes, std::memory_order_relaxed) + bytes);
@@ -70,8 +144,7 @@ void* CpuAllocator::allocate(size_t bytes, MemTag tag) {
 void CpuAllocator::deallocate(void* p, size_t bytes, MemTag tag) {
   if (!p) return;
   if (bytes == 0) bytes = 1;
-  if (bytes >= kHugePageThreshold) ::munmap(p, round_up(bytes, kHugePageThreshold));
-  else std::free(p);
+  if (!keep_recycled(p, bytes, tag)) release_to_system(p, bytes);
   live_[static_cast<size_t>(tag)].fetch_sub(bytes, std::memory_order_relaxed);
   total_live_.fetch_sub(bytes, std::memory_order_relaxed);
 }

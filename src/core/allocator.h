@@ -30,6 +30,9 @@ class CpuAllocator {
   void deallocate(void* p, size_t bytes, MemTag tag);
 
   MemStats stats() const;
+  // Buffers obtained from the system (malloc / mmap) so far; buffers handed out again by a
+  // RecyclingScope do not count.
+  size_t system_allocations() const { return system_allocations_.load(std::memory_order_relaxed); }
   // Forget peaks (set them to the current live values), e.g. at the start of a phase.
   void reset_peaks();
   std::string report() const;
@@ -43,6 +46,21 @@ class CpuAllocator {
   std::array<std::atomic<size_t>, kMemTagCount> peak_{};
   std::atomic<size_t> total_live_{0};
   std::atomic<size_t> total_peak_{0};
+  std::atomic<size_t> system_allocations_{0};
+  friend class RecyclingScope;
+};
+
+// While one is alive, freed activation and workspace buffers are kept (by exact rounded size) and
+// handed out again instead of going back to the system: a loop that allocates the same shapes each
+// iteration (the denoising steps) allocates nothing after its first pass. Weights are never kept
+// (streamed blocks must leave memory). The kept buffers are released when the last scope ends.
+// Costs RSS: up to the sum over sizes of the most buffers of that size alive at once.
+class RecyclingScope {
+ public:
+  RecyclingScope();
+  ~RecyclingScope();
+  RecyclingScope(const RecyclingScope&) = delete;
+  RecyclingScope& operator=(const RecyclingScope&) = delete;
 };
 
 // Process peak resident set size (VmHWM) and current RSS, in bytes; 0 if unavailable.

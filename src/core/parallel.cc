@@ -12,6 +12,8 @@ int num_threads() { return omp_get_max_threads(); }
 
 void set_num_threads(int n) { omp_set_num_threads(std::max(1, n)); }
 
+int thread_index() { return omp_get_thread_num(); }
+
 void parallel_for(int64_t n, int64_t grain, const std::function<void(int64_t, int64_t)>& fn) {
   if (n <= 0) return;
   grain = std::max<int64_t>(1, grain);

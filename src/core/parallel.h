@@ -9,6 +9,9 @@ namespace qdit {
 // Number of worker threads (default: all cores, or QDIT_NUM_THREADS / OMP_NUM_THREADS).
 int num_threads();
 void set_num_threads(int n);
+// Index of the calling thread in the running parallel_for (0 outside one): lets a caller give
+// each worker a slot of one buffer allocated before the loop.
+int thread_index();
 
 // Runs fn(begin, end) over [0, n) split into contiguous chunks of at least `grain` items.
 void parallel_for(int64_t n, int64_t grain, const std::function<void(int64_t, int64_t)>& fn);

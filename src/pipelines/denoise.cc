@@ -1,5 +1,6 @@
 #include "qdit/pipelines/denoise.h"
 
+#include "qdit/core/allocator.h"
 #include "qdit/core/error.h"
 #include "qdit/pipelines/common.h"
 
@@ -18,6 +19,8 @@ Tensor run_denoise_loop(const DenoiseSpec& spec, models::DiTInputs in, Tensor la
   const auto& timesteps = spec.scheduler->timesteps();
   const int n = static_cast<int>(timesteps.size());
   if (hooks.progress) hooks.progress("denoising", 0, n);
+  // Every step allocates the same activation shapes: after the first, they come from this scope.
+  RecyclingScope reuse_step_buffers;
   for (int i = 0; i < n; ++i) {
     const std::string step = "step" + std::to_string(i) + ".";
     in.latents = spec.cfg ? duplicate_batch(latents) : latents;

@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include "qdit/api/quantize_pipeline.h"
+#include "qdit/core/allocator.h"
 #include "qdit/pipelines/pipeline.h"
 
 namespace qdit::pipelines {
@@ -56,6 +57,29 @@ void expect_same_as_resident(const std::string& model, const std::string& quant 
 class Families : public ::testing::TestWithParam<const char*> {};
 
 TEST_P(Families, EveryOffloadModeIsBitIdentical) { expect_same_as_resident(golden(GetParam())); }
+
+// Issue 7's "no allocation inside the denoising loop": with resident weights, once the
+// scheduler's history is full (two steps: the first step's output latents are new while the
+// initial ones live, DPM-Solver++ keeps the previous model output) every step runs on buffers
+// earlier steps freed (RecyclingScope), for every family.
+TEST_P(Families, StepsAfterTheSecondTakeNoBufferFromTheSystem) {
+  for (Offload o : {Offload::None, Offload::Model}) {
+    SCOPED_TRACE(offload_name(o));
+    std::vector<size_t> at_step_end;
+    RunHooks hooks;
+    hooks.progress = [&](const std::string& phase, int done, int) {
+      if (phase == "denoising" && done > 0) at_step_end.push_back(CpuAllocator::instance().system_allocations());
+    };
+    GenerateRequest req = request();
+    req.steps = 5;
+    const size_t before = CpuAllocator::instance().system_allocations();
+    load_pipeline(golden(GetParam()), options(o))->generate(req, hooks);
+    ASSERT_EQ(at_step_end.size(), 5u);
+    EXPECT_GT(at_step_end[0], before);  // the first step does allocate (the count is live)
+    EXPECT_EQ(at_step_end[4], at_step_end[1]) << "steps 3-5 took " << at_step_end[4] - at_step_end[1]
+                                              << " buffers from the system";
+  }
+}
 
 INSTANTIATE_TEST_SUITE_P(Offload, Families,
                          ::testing::Values("pipeline_pixart_sigma_text", "pipeline_sd3_text", "pipeline_flux_dev_text",

@@ -167,10 +167,16 @@ void run_problem(AttentionProblem& p, const AttentionVariant& variant) {
   // among the threads, each head's query rows are also split so that every thread gets the same.
   const int64_t threads = num_threads(), bh = p.batch * p.heads;
   p.q_chunks = query_chunks(bh, p.sq, threads);
-  const size_t ws_bytes = variant.workspace_bytes(p);
+  // One buffer with a slot per worker, allocated here: the same request every call, so the
+  // denoising loop's RecyclingScope can hand it back (per-worker buffers would depend on timing).
+  const size_t ws_bytes = (variant.workspace_bytes(p) + 63) / 64 * 64;
+  const int64_t workers = std::min<int64_t>(threads, p.tasks());
+  Tensor ws = Tensor::empty({static_cast<int64_t>(ws_bytes) * workers}, DType::U8, MemTag::Workspace);
+  char* base = static_cast<char*>(ws.raw_data());
   parallel_for(p.tasks(), 1, [&](int64_t t0, int64_t t1) {
-    Tensor ws = Tensor::empty({static_cast<int64_t>(ws_bytes)}, DType::U8, MemTag::Workspace);
-    variant.run(p, t0, t1, ws.raw_data());
+    // Run inline (nested or one thread), thread_index() may be an outer team's: any slot will do.
+    const int64_t slot = std::min<int64_t>(thread_index(), workers - 1);
+    variant.run(p, t0, t1, base + slot * ws_bytes);
   });
 }
 
@@ -260,7 +266,7 @@ size_t attention_scratch_bytes(int64_t batch_heads, int64_t sq, int64_t skv, int
   // One workspace per worker of parallel_for, plus the rounded copies of variants that cannot
   // round while packing.
   const size_t copies = round_to_bf16 && !variant.rounds_f32 ? 2 * elems : 0;
-  return copies + variant.workspace_bytes(p) * static_cast<size_t>(std::min(threads, p.tasks()));
+  return copies + (variant.workspace_bytes(p) + 63) / 64 * 64 * static_cast<size_t>(std::min(threads, p.tasks()));
 }
 
 Tensor attention(const Tensor& q, const Tensor& k, const Tensor& v, const Tensor* mask, float scale,
