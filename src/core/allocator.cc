@@ -1,5 +1,6 @@
 #include "qdit/core/allocator.h"
 
+#include <malloc.h>
 #include <sys/mman.h>
 
 #include <cstdint>
@@ -26,6 +27,20 @@ const char* mem_tag_name(MemTag t) {
   return "?";
 }
 
+namespace {
+// glibc raises its mmap threshold (up to 32 MiB) every time a mapped chunk is freed, after which
+// large temporary buffers of the libraries (oneDNN's GEMM packing copies, several MiB per call)
+// come from arenas whose freed pages stay resident. A fixed threshold maps them and gives them
+// back on free, so the RSS of a phase is its live memory plus a steady baseline.
+const bool g_fixed_mmap_threshold = [] {
+#ifdef __GLIBC__
+  return mallopt(M_MMAP_THRESHOLD, static_cast<int>(CpuAllocator::kHugePageThreshold)) == 1;
+#else
+  return false;
+#endif
+}();
+}  // namespace
+
 CpuAllocator& CpuAllocator::instance() {
   static CpuAllocator a;
   return a;
@@ -46,15 +61,22 @@ size_t round_up(size_t n, size_t a) { return (n + a - 1) / a * a; }
 // freed: the process's RSS then follows the tracked bytes. Left to malloc, they were carved from
 // arenas (a prefetch thread's among them) whose freed pages stayed resident, so RSS drifted
 // hundreds of MiB above what was live and peak memory could not be planned.
+// Huge pages are advised only for the whole 2 MiB pages of the buffer: a transparent huge page
+// is resident as a whole, so a 2.6 MB weight in a rounded-up 4 MiB mapping cost 4 MiB of RSS
+// (about 0.5 GB over the tracked bytes for the PixArt-XL transformer). The tail stays in 4 KiB
+// pages.
+size_t mapped_length(size_t bytes) { return round_up(bytes, 4096); }
+
 void* map_huge(size_t bytes) {
-  const size_t len = round_up(bytes, CpuAllocator::kHugePageThreshold), align = CpuAllocator::kHugePageThreshold;
+  const size_t len = mapped_length(bytes), align = CpuAllocator::kHugePageThreshold;
   void* raw = ::mmap(nullptr, len + align, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
   if (raw == MAP_FAILED) return nullptr;
   const uintptr_t begin = reinterpret_cast<uintptr_t>(raw), aligned = round_up(begin, align);
   if (aligned > begin) ::munmap(raw, aligned - begin);
   if (begin + len + align > aligned + len)
     ::munmap(reinterpret_cast<void*>(aligned + len), begin + len + align - (aligned + len));
-  ::madvise(reinterpret_cast<void*>(aligned), len, MADV_HUGEPAGE);
+  const size_t whole_huge_pages = len / align * align;
+  if (whole_huge_pages > 0) ::madvise(reinterpret_cast<void*>(aligned), whole_huge_pages, MADV_HUGEPAGE);
   return reinterpret_cast<void*>(aligned);
 }
 }  // namespace
@@ -72,11 +94,11 @@ RecyclePool& recycle_pool() {
 }
 bool recyclable(MemTag tag) { return tag == MemTag::Activations || tag == MemTag::Workspace; }
 size_t system_size(size_t bytes) {
-  return bytes >= CpuAllocator::kHugePageThreshold ? round_up(bytes, CpuAllocator::kHugePageThreshold)
+  return bytes >= CpuAllocator::kHugePageThreshold ? mapped_length(bytes)
                                                    : round_up(bytes, CpuAllocator::kAlignment);
 }
 void release_to_system(void* p, size_t bytes) {
-  if (bytes >= CpuAllocator::kHugePageThreshold) ::munmap(p, round_up(bytes, CpuAllocator::kHugePageThreshold));
+  if (bytes >= CpuAllocator::kHugePageThreshold) ::munmap(p, mapped_length(bytes));
   else std::free(p);
 }
 // A kept buffer of this size, or null (also when no scope is alive).

@@ -2,7 +2,8 @@
 // workspace, ...) and the allocator keeps live and peak bytes per tag and in total, so the
 // runtime can report and the planner can be checked against what really happened.
 // Buffers are 64-byte aligned; large ones (>= 2 MiB) are mapped on their own, 2 MiB aligned with
-// huge pages advised, and unmapped when freed, so the RSS follows the live bytes.
+// huge pages advised on their whole 2 MiB pages, and unmapped when freed, so the RSS follows the
+// live bytes.
 #pragma once
 #include <array>
 #include <atomic>
