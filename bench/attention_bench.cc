@@ -51,6 +51,29 @@ void BM_attention(benchmark::State& state, DType dt, int64_t heads, int64_t seq,
                  (dt == DType::BF16 ? "236" : "118") + " GFLOP/s");
 }
 
+// The DiT call shapes as the models make them: f32 q/k/v heads of [B, S, H*D] activations with
+// bf16 compute (attention_bf16 rounds while packing); PixArt's cross-attention has a key-padding
+// mask over 300 text tokens.
+void BM_model_attention(benchmark::State& state, int64_t batch, int64_t heads, int64_t sq, int64_t skv, int64_t dim,
+                        bool mask) {
+  qdit::set_num_threads(1);
+  auto heads_view = [&](int64_t s, uint32_t seed) {
+    return random_tensor({batch, s, heads, dim}, seed, DType::F32).permute({0, 2, 1, 3});
+  };
+  const Tensor q = heads_view(sq, 1), k = heads_view(skv, 2), v = heads_view(skv, 3);
+  const Tensor m = Tensor::zeros({batch, 1, 1, skv}, DType::F32);
+  Tensor out = Tensor::empty({batch, sq, heads * dim}, DType::F32);
+  const float scale = 1.0f / std::sqrt(static_cast<float>(dim));
+  for (auto _ : state) {
+    qdit::kernels::attention_bf16(q, k, v, mask ? &m : nullptr, scale, &out);
+    benchmark::DoNotOptimize(out.raw_data());
+    benchmark::ClobberMemory();
+  }
+  const double gflop = 4.0 * batch * heads * sq * skv * dim * 1e-9;
+  state.counters["GFLOP/s"] = benchmark::Counter(gflop, benchmark::Counter::kIsIterationInvariantRate);
+  state.SetLabel(qdit::kernels::cpu::isa_name());
+}
+
 // This core's f32 FMA peak with 256-bit FMAs (14 independent chains hide the FMA latency).
 __attribute__((target("avx2,fma"))) void BM_fma_peak(benchmark::State& state) {
   constexpr int kChains = 14;
@@ -82,5 +105,11 @@ BENCHMARK_CAPTURE(BM_attention, bf16_H24_S4096_D64, DType::BF16, 24, 4096, 64)->
 BENCHMARK_CAPTURE(BM_attention, f32_H24_S4096_D64, DType::F32, 24, 4096, 64)->Apply(shapes);
 BENCHMARK_CAPTURE(BM_attention, bf16_H24_S1024_D128, DType::BF16, 24, 1024, 128)->Apply(shapes);
 BENCHMARK_CAPTURE(BM_attention, f32_H24_S1024_D128, DType::F32, 24, 1024, 128)->Apply(shapes);
+
+BENCHMARK_CAPTURE(BM_model_attention, pixart512_self_B2_H16_S1024_D72, 2, 16, 1024, 1024, 72, false)->Apply(shapes);
+BENCHMARK_CAPTURE(BM_model_attention, pixart512_cross_B2_H16_S1024_L300_D72, 2, 16, 1024, 300, 72, true)->Apply(shapes);
+BENCHMARK_CAPTURE(BM_model_attention, pixart512_cross_nomask_B2_H16_S1024_L300_D72, 2, 16, 1024, 300, 72, false)->Apply(shapes);
+BENCHMARK_CAPTURE(BM_model_attention, sd3_512_B2_H24_S1357_D64, 2, 24, 1357, 1357, 64, false)->Apply(shapes);
+BENCHMARK_CAPTURE(BM_model_attention, flux512_B2_H24_S1536_D128, 2, 24, 1536, 1536, 128, false)->Apply(shapes);
 
 BENCHMARK_MAIN();

@@ -8,15 +8,19 @@
 #include "qdit/io/diffusers_folder.h"
 #include "qdit/kernels/elementwise.h"
 #include "qdit/models/registry.h"
+#include "qdit/nn/quantizing_factory.h"
 
 namespace qdit::api {
 
 namespace {
 
-nn::ModuleContext context_for(const CheckOptions& opt) {
+// The case's model folder ("transformer", "text_encoder", "vae") is the component name the
+// quantization config is matched against.
+nn::ModuleContext context_for(const CheckOptions& opt, const std::string& component) {
   nn::ModuleContext ctx;
   ctx.compute = opt.compute;
-  return ctx;
+  ctx.fuse_qkv = opt.fuse_qkv;
+  return nn::context_for_component(ctx, opt.quant, component);
 }
 
 template <typename T>
@@ -24,7 +28,7 @@ std::unique_ptr<T> load_case_model(const GoldenCase& c, const std::string& dir_k
   const std::string sub = c.info.get<std::string>(dir_key);
   io::ModelFolder folder = io::ModelFolder::open(c.path(sub));
   return models::create_model_as<T>(folder.class_name(), models::ModelSource{sub, &folder.config(), folder.weights(),
-                                                                             context_for(opt)});
+                                                                             context_for(opt, sub)});
 }
 
 std::vector<float> as_floats(const Tensor& t) { return t.to_vector(); }

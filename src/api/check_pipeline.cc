@@ -13,6 +13,8 @@ namespace {
 CaseOutputs run_pipeline(const GoldenCase& c, const CheckOptions& opt) {
   pipelines::PipelineOptions popt;
   popt.ctx.compute = opt.compute;
+  popt.quant = opt.quant;
+  popt.ctx.fuse_qkv = opt.fuse_qkv;
   auto pipe = pipelines::load_pipeline(c.path(c.info.get<std::string>("pipeline_dir")), popt);
   const io::JsonConfig kw = c.info.sub("call_kwargs");
   pipelines::GenerateRequest req;

@@ -113,7 +113,7 @@ CheckReport run_case(const std::string& dir, const CheckOptions& opt) {
   ensure_runners();
   GoldenCase c = GoldenCase::open(dir);
   CheckReport report;
-  report.informational = opt.compute != DType::F32 && !opt.tolerance;
+  report.informational = (opt.compute != DType::F32 || !opt.quant.empty()) && !opt.tolerance;
   report.kind = c.kind();
   report.case_name = c.info.get_or<std::string>("case", std::filesystem::path(dir).filename().string());
   auto it = runners().find(report.kind);

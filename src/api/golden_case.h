@@ -14,6 +14,7 @@
 #include "qdit/core/tensor.h"
 #include "qdit/io/json_config.h"
 #include "qdit/io/safetensors.h"
+#include "qdit/quant/quant_config.h"
 
 namespace qdit::api {
 
@@ -30,6 +31,8 @@ struct GoldenCase {
 
 struct CheckOptions {
   DType compute = DType::F32;
+  quant::PipelineQuantConfig quant;  // quantize components on load (per case component name)
+  bool fuse_qkv = false;              // q/k/v projections as one GEMM
   std::optional<double> tolerance;  // overrides the per-kind default (relative to max(1, max|ref|))
   bool verbose = false;
 };

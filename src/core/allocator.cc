@@ -2,6 +2,7 @@
 
 #include <sys/mman.h>
 
+#include <cstdint>
 #include <cstdio>
 #include <cstdlib>
 #include <fstream>
@@ -35,14 +36,31 @@ void raise_peak(std::atomic<size_t>& peak, size_t value) {
 }
 }  // namespace
 
+namespace {
+size_t round_up(size_t n, size_t a) { return (n + a - 1) / a * a; }
+
+// Large buffers are mapped on their own (2 MiB aligned, huge pages advised) and unmapped when
+// freed: the process's RSS then follows the tracked bytes. Left to malloc, they were carved from
+// arenas (a prefetch thread's among them) whose freed pages stayed resident, so RSS drifted
+// hundreds of MiB above what was live and peak memory could not be planned.
+void* map_huge(size_t bytes) {
+  const size_t len = round_up(bytes, CpuAllocator::kHugePageThreshold), align = CpuAllocator::kHugePageThreshold;
+  void* raw = ::mmap(nullptr, len + align, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+  if (raw == MAP_FAILED) return nullptr;
+  const uintptr_t begin = reinterpret_cast<uintptr_t>(raw), aligned = round_up(begin, align);
+  if (aligned > begin) ::munmap(raw, aligned - begin);
+  if (begin + len + align > aligned + len)
+    ::munmap(reinterpret_cast<void*>(aligned + len), begin + len + align - (aligned + len));
+  ::madvise(reinterpret_cast<void*>(aligned), len, MADV_HUGEPAGE);
+  return reinterpret_cast<void*>(aligned);
+}
+}  // namespace
+
 void* CpuAllocator::allocate(size_t bytes, MemTag tag) {
   if (bytes == 0) bytes = 1;
   const bool huge = bytes >= kHugePageThreshold;
-  const size_t align = huge ? kHugePageThreshold : kAlignment;
-  const size_t rounded = (bytes + align - 1) / align * align;
-  void* p = std::aligned_alloc(align, rounded);
+  void* p = huge ? map_huge(bytes) : std::aligned_alloc(kAlignment, round_up(bytes, kAlignment));
   if (!p) fail("[allocator] out of memory allocating ", bytes, " bytes for ", mem_tag_name(tag));
-  if (huge) madvise(p, rounded, MADV_HUGEPAGE);
   const auto i = static_cast<size_t>(tag);
   raise_peak(peak_[i], live_[i].fetch_add(bytes, std::memory_order_relaxed) + bytes);
   raise_peak(total_peak_, total_live_.fetch_add(bytes, std::memory_order_relaxed) + bytes);
@@ -52,7 +70,8 @@ void* CpuAllocator::allocate(size_t bytes, MemTag tag) {
 void CpuAllocator::deallocate(void* p, size_t bytes, MemTag tag) {
   if (!p) return;
   if (bytes == 0) bytes = 1;
-  std::free(p);
+  if (bytes >= kHugePageThreshold) ::munmap(p, round_up(bytes, kHugePageThreshold));
+  else std::free(p);
   live_[static_cast<size_t>(tag)].fetch_sub(bytes, std::memory_order_relaxed);
   total_live_.fetch_sub(bytes, std::memory_order_relaxed);
 }

@@ -1,7 +1,8 @@
 // CPU allocator with accounting: every byte qdit allocates is tagged (weights, activations,
 // workspace, ...) and the allocator keeps live and peak bytes per tag and in total, so the
 // runtime can report and the planner can be checked against what really happened.
-// Buffers are 64-byte aligned; large ones are 2 MiB aligned and advised to use huge pages.
+// Buffers are 64-byte aligned; large ones (>= 2 MiB) are mapped on their own, 2 MiB aligned with
+// huge pages advised, and unmapped when freed, so the RSS follows the live bytes.
 #pragma once
 #include <array>
 #include <atomic>

@@ -6,6 +6,7 @@
 
 #include "qdit/core/error.h"
 #include "qdit/core/float_cast.h"
+#include "qdit/core/parallel.h"
 
 namespace qdit {
 
@@ -233,6 +234,32 @@ void for_each_offset(const Shape& shape, const Shape& strides, F&& f) {
 
 }  // namespace
 
+namespace {
+
+// One row of n elements, src -> dst, converting the dtype; typed loops for the pairs the models
+// hit every step (they vectorise), the per-element switch otherwise.
+void convert_row(char* dst, DType ddt, const char* src, DType sdt, int64_t n) {
+  if (ddt == sdt) {
+    std::memcpy(dst, src, static_cast<size_t>(n) * dtype_size(ddt));
+  } else if (sdt == DType::F32 && ddt == DType::BF16) {
+    const float* s = reinterpret_cast<const float*>(src);
+    uint16_t* d = reinterpret_cast<uint16_t*>(dst);
+    for (int64_t i = 0; i < n; ++i) d[i] = f32_to_bf16(s[i]);
+  } else if (sdt == DType::BF16 && ddt == DType::F32) {
+    const uint16_t* s = reinterpret_cast<const uint16_t*>(src);
+    float* d = reinterpret_cast<float*>(dst);
+    for (int64_t i = 0; i < n; ++i) d[i] = bf16_to_f32(s[i]);
+  } else if (sdt == DType::F16 && ddt == DType::F32) {
+    const uint16_t* s = reinterpret_cast<const uint16_t*>(src);
+    float* d = reinterpret_cast<float*>(dst);
+    for (int64_t i = 0; i < n; ++i) d[i] = f16_to_f32(s[i]);
+  } else {
+    for (int64_t i = 0; i < n; ++i) store_from_f32(dst, ddt, i, load_as_f32(src, sdt, i));
+  }
+}
+
+}  // namespace
+
 void Tensor::copy_from(const Tensor& src) {
   QDIT_CHECK(src.shape() == shape_, "[copy] shape mismatch: ", src.desc(), " into ", desc());
   QDIT_CHECK(is_contiguous(), "[copy] destination ", desc(), " must be contiguous");
@@ -243,14 +270,35 @@ void Tensor::copy_from(const Tensor& src) {
     return;
   }
   const char* s = static_cast<const char*>(src.raw_data());
+  const size_t sesz = dtype_size(src.dtype());
+  const bool int_to_int = !dtype_info(dtype_).is_float && !dtype_info(src.dtype()).is_float &&
+                          dtype_ == DType::I64;
+  // Row by row when the source's last dim is contiguous (slices, head permutations, casts): the
+  // per-element index walk below costs several ns per element, which made every view copy in a
+  // DiT step (q/k/v slices, head splits) as slow as a GEMM of its size.
+  const int64_t n = numel();
+  if (!int_to_int && n > 0 && dim() >= 1 && (shape_.back() == 1 || src.strides().back() == 1)) {
+    const int64_t row = shape_.back(), rows = n / row;
+    const Shape& st = src.strides();
+    const int64_t nd = dim();
+    parallel_for(rows, std::max<int64_t>(1, 32768 / row), [&](int64_t r0, int64_t r1) {
+      for (int64_t r = r0; r < r1; ++r) {
+        int64_t off = 0, rem = r;
+        for (int64_t k = nd - 2; k >= 0; --k) {
+          off += (rem % shape_[k]) * st[k];
+          rem /= shape_[k];
+        }
+        convert_row(dst + r * row * esz, dtype_, s + off * sesz, src.dtype(), row);
+      }
+    });
+    return;
+  }
   if (src.dtype() == dtype_) {
     for_each_offset(shape_, src.strides(), [&](int64_t lin, int64_t off) {
       std::memcpy(dst + lin * esz, s + off * esz, esz);
     });
     return;
   }
-  const bool int_to_int = !dtype_info(dtype_).is_float && !dtype_info(src.dtype()).is_float &&
-                          dtype_ == DType::I64;
   for_each_offset(shape_, src.strides(), [&](int64_t lin, int64_t off) {
     if (int_to_int && src.dtype() == DType::I32) {
       reinterpret_cast<int64_t*>(dst)[lin] = reinterpret_cast<const int32_t*>(s)[off];

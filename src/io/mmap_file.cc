@@ -20,6 +20,7 @@ int madvise_flag(MappedFile::Access a) {
     case MappedFile::Access::Sequential: return MADV_SEQUENTIAL;
     case MappedFile::Access::Random: return MADV_RANDOM;
     case MappedFile::Access::WillNeed: return MADV_WILLNEED;
+    case MappedFile::Access::DontNeed: return MADV_DONTNEED;
   }
   return MADV_NORMAL;
 }

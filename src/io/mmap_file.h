@@ -11,8 +11,10 @@ namespace qdit::io {
 
 class MappedFile {
  public:
-  // How the pages will be read; passed to madvise for the whole mapping.
-  enum class Access { Normal, Sequential, Random, WillNeed };
+  // How the pages will be read; passed to madvise for the whole mapping. DontNeed unmaps a
+  // range's pages from this process (they stay in the page cache and fault back in when read
+  // again; safe because the mapping is read-only), which takes consumed weights out of the RSS.
+  enum class Access { Normal, Sequential, Random, WillNeed, DontNeed };
 
   // Maps `path` read-only (MAP_PRIVATE). An empty file gives a valid object with size() 0.
   // Throws qdit::Error naming the file when it cannot be opened, stat'ed or mapped.

@@ -1,11 +1,9 @@
 #include "qdit/io/safetensors.h"
 
-#include <unistd.h>
+#include <atomic>
 
 #include <algorithm>
-#include <cstdio>
 #include <cstring>
-#include <filesystem>
 #include <nlohmann/json.hpp>
 #include <unordered_set>
 
@@ -214,7 +212,14 @@ Tensor SafetensorsFile::tensor(std::string_view name) const {
   return tensor(*r);
 }
 
+namespace {
+std::atomic<uint64_t> g_tensor_views{0};
+}  // namespace
+
+uint64_t SafetensorsFile::tensors_handed_out() { return g_tensor_views.load(); }
+
 Tensor SafetensorsFile::tensor(const TensorRecord& r) const {
+  g_tensor_views.fetch_add(1, std::memory_order_relaxed);
   const uint8_t* ptr = map_->data() + data_offset_ + r.begin;
   if (reinterpret_cast<uintptr_t>(ptr) % dtype_size(r.dtype) == 0) return Tensor::borrow(ptr, r.shape, r.dtype, map_);
   Tensor t = Tensor::empty(r.shape, r.dtype, MemTag::Weights);
@@ -226,87 +231,6 @@ uint64_t SafetensorsFile::tensor_bytes() const {
   uint64_t s = 0;
   for (const auto& r : records_) s += r.nbytes();
   return s;
-}
-
-// ---------------------------------------------------------------------------------------------
-// Writer
-
-namespace {
-
-// Removes the temporary file unless the write completed and it was renamed into place.
-struct TempFile {
-  std::string path;
-  FILE* f = nullptr;
-  bool done = false;
-  ~TempFile() {
-    if (f) std::fclose(f);
-    if (!done) std::remove(path.c_str());
-  }
-};
-
-}  // namespace
-
-void save_safetensors(const std::string& path, const std::vector<std::pair<std::string, Tensor>>& tensors,
-                      const std::map<std::string, std::string>& metadata) {
-  std::unordered_set<std::string> seen;
-  for (const auto& [name, t] : tensors) {
-    QDIT_CHECK(!name.empty(), "[", path, "] cannot save a tensor with an empty name");
-    QDIT_CHECK(name != "__metadata__", "[", path, "] '__metadata__' is reserved and cannot name a tensor");
-    QDIT_CHECK(seen.insert(name).second, "[", path, "] tensor '", name, "' is given twice");
-    QDIT_CHECK(t.defined(), "[", path, "] tensor '", name, "' is undefined");
-  }
-  std::vector<size_t> order(tensors.size());
-  for (size_t i = 0; i < order.size(); ++i) order[i] = i;
-  std::stable_sort(order.begin(), order.end(), [&](size_t a, size_t b) {
-    return dtype_size(tensors[a].second.dtype()) > dtype_size(tensors[b].second.dtype());
-  });
-
-  OJson h = OJson::object();
-  if (!metadata.empty()) {
-    OJson m = OJson::object();
-    for (const auto& [k, v] : metadata) m[k] = v;
-    h["__metadata__"] = std::move(m);
-  }
-  uint64_t offset = 0;
-  for (size_t i : order) {
-    const auto& [name, t] = tensors[i];
-    OJson e = OJson::object();
-    e["dtype"] = dtype_info(t.dtype()).safetensors_name;
-    e["shape"] = t.shape();
-    e["data_offsets"] = {offset, offset + t.nbytes()};
-    offset += t.nbytes();
-    h[name] = std::move(e);
-  }
-  std::string header = h.dump();
-  while (header.size() % 8 != 0) header.push_back(' ');
-
-  TempFile tmp;
-  tmp.path = path + ".tmp." + std::to_string(::getpid());
-  tmp.f = std::fopen(tmp.path.c_str(), "wb");
-  if (!tmp.f) fail("[", path, "] cannot create temporary file ", tmp.path, ": ", std::strerror(errno));
-  auto write = [&](const void* data, size_t n) {
-    if (n && std::fwrite(data, 1, n, tmp.f) != n) {
-      fail("[", path, "] write failed after ", std::ftell(tmp.f), " bytes: ", std::strerror(errno));
-    }
-  };
-  uint8_t len[8];
-  for (int i = 0; i < 8; ++i) len[i] = static_cast<uint8_t>(static_cast<uint64_t>(header.size()) >> (8 * i));
-  write(len, 8);
-  write(header.data(), header.size());
-  for (size_t i : order) {
-    const Tensor c = tensors[i].second.contiguous();
-    if (c.numel()) write(c.raw_data(), c.nbytes());
-  }
-  if (std::fflush(tmp.f) != 0 || ::fsync(fileno(tmp.f)) != 0) {
-    fail("[", path, "] cannot flush ", tmp.path, ": ", std::strerror(errno));
-  }
-  FILE* f = tmp.f;
-  tmp.f = nullptr;
-  if (std::fclose(f) != 0) fail("[", path, "] cannot close ", tmp.path, ": ", std::strerror(errno));
-  std::error_code ec;
-  std::filesystem::rename(tmp.path, path, ec);
-  if (ec) fail("[", path, "] cannot rename ", tmp.path, " into place: ", ec.message());
-  tmp.done = true;
 }
 
 }  // namespace qdit::io

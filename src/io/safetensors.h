@@ -45,6 +45,8 @@ class SafetensorsFile {
   // an owned, aligned tensor tagged MemTag::Weights instead.
   Tensor tensor(std::string_view name) const;
   Tensor tensor(const TensorRecord& record) const;
+  // Tensor views handed out by every file so far: how tests check that planning reads headers only.
+  static uint64_t tensors_handed_out();
 
   const std::map<std::string, std::string>& metadata() const { return metadata_; }
 

@@ -140,3 +140,30 @@ const SafetensorsFile& SafetensorsWeights::file_of(const std::string& name) cons
 }
 
 }  // namespace qdit::io
+
+namespace qdit::io {
+
+void SafetensorsWeights::drop_pages(const std::string& prefix) const {
+  for (const auto& f : files_) {
+    // Records are sorted by offset: adjacent matches merge into one madvise call.
+    uint64_t begin = 0, end = 0;
+    auto flush = [&] {
+      if (end > begin) f->mapping()->advise(f->data_offset() + begin, end - begin, MappedFile::Access::DontNeed);
+      begin = end = 0;
+    };
+    for (const TensorRecord& r : f->records()) {
+      if (r.name.compare(0, prefix.size(), prefix) != 0) {
+        flush();
+        continue;
+      }
+      if (end == 0 || r.begin != end) {
+        flush();
+        begin = r.begin;
+      }
+      end = r.end;
+    }
+    flush();
+  }
+}
+
+}  // namespace qdit::io

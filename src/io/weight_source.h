@@ -21,6 +21,10 @@ class WeightSource {
   virtual Tensor tensor(const std::string& name) const = 0;
   virtual size_t total_bytes() const = 0;
   virtual std::string describe() const = 0;
+  // Hands back the memory of mapped tensors whose names start with `prefix` ("" = all): their
+  // pages leave this process's RSS and are read again if a view is used later. Called once a
+  // module has copied (packed, quantized) what it needs. A no-op for sources that own copies.
+  virtual void drop_pages(const std::string& prefix) const {}
   bool contains(const std::string& name) const { return find(name) != nullptr; }
 };
 
@@ -42,6 +46,7 @@ class SafetensorsWeights final : public WeightSource {
   Tensor tensor(const std::string& name) const override;
   size_t total_bytes() const override { return total_bytes_; }
   std::string describe() const override { return description_; }
+  void drop_pages(const std::string& prefix) const override;
 
   const std::vector<std::shared_ptr<SafetensorsFile>>& files() const { return files_; }
   // The file holding `name` (throws like tensor() when absent).

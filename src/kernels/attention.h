@@ -2,6 +2,8 @@
 // by every attention block of the DiT and text-encoder models. CPU implementations live in
 // cpu/attention*.cc (AVX-512 BF16 when the CPU has it, AVX2 otherwise).
 #pragma once
+#include <vector>
+
 #include "qdit/core/tensor.h"
 
 namespace qdit::kernels {
@@ -18,6 +20,27 @@ namespace qdit::kernels {
 // out: [B, Sq, H*D] contiguous f32 (heads merged); allocated when null.
 Tensor attention(const Tensor& q, const Tensor& k, const Tensor& v, const Tensor* mask, float scale,
                  Tensor* out = nullptr);
+
+// bf16 compute on f32 (or bf16) q, k, v: the result of attention(q.to(bf16), k.to(bf16),
+// v.to(bf16), ...) (round to nearest even), without the bf16 copies where the kernel rounds while
+// it packs (the AMX kernel); q/k/v may be strided views such as heads of a fused q/k/v GEMM output.
+Tensor attention_bf16(const Tensor& q, const Tensor& k, const Tensor& v, const Tensor* mask, float scale,
+                      Tensor* out = nullptr);
+
+// Joint attention over a sequence given in parts (SD3/AuraFlow: image then text tokens, or text
+// then image): q, k, v as one or two [B, H, S_i, D] views each, concatenated along S, bf16
+// compute. Returns one [B, Sq_i, H*D] f32 output per q part: the same values as
+// attention_bf16(cat(q), cat(k), cat(v)) split along S, without the concatenation and slicing
+// copies where the kernel reads the parts directly (AMX); elsewhere it concatenates.
+std::vector<Tensor> attention_bf16_parts(const std::vector<Tensor>& q, const std::vector<Tensor>& k,
+                                         const std::vector<Tensor>& v, float scale);
+
+// Bytes attention() / attention_bf16() (round_to_bf16) allocate besides the output for batch*heads
+// heads of q [sq, head_dim] and k, v [skv, head_dim] stored as `stored`: each worker's packed K/V,
+// query and score tiles, and bf16 copies where the kernel cannot round while packing. The memory
+// planner counts them.
+size_t attention_scratch_bytes(int64_t batch_heads, int64_t sq, int64_t skv, int64_t head_dim, DType stored,
+                               bool round_to_bf16);
 
 // Plain reference for tests: materialises the scores, accumulates in double.
 Tensor attention_reference(const Tensor& q, const Tensor& k, const Tensor& v, const Tensor* mask,

@@ -77,6 +77,11 @@ class TiledLinear : public LinearKernel {
 // Decoder over a bf16 [N, K] weight (used for bf16 weights where oneDNN has no bf16 GEMM).
 std::unique_ptr<WeightRowDecoder> make_bf16_row_decoder(const Tensor& weight_bf16);
 
+// fp16 compute (emulated exactly on the f32 GEMM): x and each decoded tile rounded to fp16.
+std::unique_ptr<LinearKernel> make_f16_compute_linear(std::unique_ptr<WeightRowDecoder> decoder, const Tensor& bias);
+// Decoder over a weight stored as fp16 [N, K].
+std::unique_ptr<WeightRowDecoder> make_f16_row_decoder(const Tensor& weight);
+
 // True when oneDNN offers a bf16 x bf16 -> f32 GEMM on this CPU (AVX-512 BF16 / AMX).
 bool native_bf16_gemm_available();
 

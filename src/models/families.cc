@@ -9,7 +9,8 @@ namespace qdit::models {
   X(register_t5_models) \
   X(register_pixart_models) \
   X(register_sd3_models) \
-  X(register_auraflow_models)
+  X(register_auraflow_models) \
+  X(register_flux_models)
 
 #define QDIT_DECLARE_FAMILY(fn) void fn();
 QDIT_MODEL_FAMILIES(QDIT_DECLARE_FAMILY)

@@ -4,6 +4,7 @@
 
 #include "qdit/core/error.h"
 #include "qdit/kernels/attention.h"
+#include "qdit/kernels/layout.h"
 
 namespace qdit::nn {
 
@@ -18,11 +19,40 @@ Tensor multi_head_attention(const Tensor& q, const Tensor& k, const Tensor& v, i
          vh = split_heads(v.contiguous(), heads);
   const int64_t d = qh.size(3);
   if (scale == 0.0f) scale = 1.0f / std::sqrt(static_cast<float>(d));
+  if (compute == DType::F16) {
+    // fp16 compute: q, k, v rounded to fp16 values; the f32 kernel multiplies them exactly.
+    auto r = [](const Tensor& t) { return t.to(DType::F16).to(DType::F32); };
+    return kernels::attention(r(qh), r(kh), r(vh), mask, scale);
+  }
   if (compute == DType::BF16) {
-    // Rounding copies are contiguous [B, H, S, D]; the kernel accepts either layout.
-    return kernels::attention(qh.to(DType::BF16), kh.to(DType::BF16), vh.to(DType::BF16), mask, scale);
+    // The kernel rounds the f32 head views to bf16 as it packs them (no bf16 copies).
+    return kernels::attention_bf16(qh, kh, vh, mask, scale);
   }
   return kernels::attention(qh, kh, vh, mask, scale);
+}
+
+std::vector<Tensor> joint_attention(const std::vector<Tensor>& q, const std::vector<Tensor>& k,
+                                    const std::vector<Tensor>& v, int64_t heads, DType compute) {
+  QDIT_CHECK(!q.empty() && !k.empty() && k.size() == v.size(), "[attention] joint attention needs q parts and as many ",
+             "k as v parts, got ", q.size(), ", ", k.size(), ", ", v.size());
+  if (compute == DType::BF16 && q.size() <= 2 && k.size() <= 2) {
+    auto heads_of = [&](const std::vector<Tensor>& t) {
+      std::vector<Tensor> h;
+      for (const Tensor& x : t) h.push_back(split_heads(x.contiguous(), heads));
+      return h;
+    };
+    const std::vector<Tensor> qh = heads_of(q), kh = heads_of(k), vh = heads_of(v);
+    return kernels::attention_bf16_parts(qh, kh, vh, 1.0f / std::sqrt(static_cast<float>(qh[0].size(3))));
+  }
+  auto cat = [](const std::vector<Tensor>& t) { return t.size() == 1 ? t[0] : kernels::concat(t, 1); };
+  const Tensor a = multi_head_attention(cat(q), cat(k), cat(v), heads, nullptr, 0.0f, compute);
+  std::vector<Tensor> out;
+  int64_t s0 = 0;
+  for (const Tensor& x : q) {
+    out.push_back(a.slice(1, s0, s0 + x.size(1)).contiguous());
+    s0 += x.size(1);
+  }
+  return out;
 }
 
 }  // namespace qdit::nn

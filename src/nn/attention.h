@@ -1,6 +1,8 @@
 // Multi-head attention on projected activations: q [B, Sq, H*D], k/v [B, Skv, H*D] are viewed as
 // heads without copies and handed to the fused kernel; the result is [B, Sq, H*D].
 #pragma once
+#include <vector>
+
 #include "qdit/core/tensor.h"
 
 namespace qdit::nn {
@@ -9,6 +11,13 @@ namespace qdit::nn {
 // compute BF16 rounds q/k/v to bf16 and uses the bf16 kernel.
 Tensor multi_head_attention(const Tensor& q, const Tensor& k, const Tensor& v, int64_t heads,
                             const Tensor* mask = nullptr, float scale = 0.0f, DType compute = DType::F32);
+
+// Joint attention (SD3, AuraFlow) over the concatenation along the sequence of one or two streams:
+// q/k/v parts [B, S_i, H*D]; returns one [B, Sq_i, H*D] output per q part. The same as
+// multi_head_attention(cat(q), cat(k), cat(v)) split into the parts' rows; with bf16 compute the
+// kernel reads the parts and writes the outputs directly (no concatenation or slicing copies).
+std::vector<Tensor> joint_attention(const std::vector<Tensor>& q, const std::vector<Tensor>& k,
+                                    const std::vector<Tensor>& v, int64_t heads, DType compute = DType::F32);
 
 // [B, S, H*D] -> [B, H, S, D] view (no copy).
 Tensor split_heads(const Tensor& x, int64_t heads);

@@ -4,6 +4,17 @@
 
 namespace qdit::nn {
 
+std::unique_ptr<kernels::LinearKernel> LinearFactory::make_from_parts(const std::string& path,
+                                                                    std::map<std::string, Tensor>, int64_t, int64_t,
+                                                                    const Tensor&, DType) const {
+  fail("[linear] ", path, ": the checkpoint holds quantized parts but the component has no quantization_config");
+}
+
+void LinearFactory::check_parts(const std::string& path, std::map<std::string, Tensor> parts, int64_t in,
+                                int64_t out) const {
+  make_from_parts(path, std::move(parts), in, out, Tensor(), DType::F32);
+}
+
 std::unique_ptr<kernels::LinearKernel> LinearFactory::make(const std::string&, const Tensor& weight,
                                                            const Tensor& bias, DType compute) const {
   return kernels::make_float_linear(weight, bias, compute);
@@ -13,11 +24,35 @@ Linear::Linear(const WeightBinder& parent, const std::string& name, int64_t in, 
                const ModuleContext& ctx)
     : in_(in), out_(out), path_(parent.path(name)) {
   WeightBinder b = parent.sub(name);
+  if (ctx.linear_factory->reads_parts()) {
+    std::map<std::string, Tensor> parts = b.take_all();
+    parts.erase("bias");
+    // A lone "weight" is a float Linear (excluded from quantization); anything else is parts
+    // (bitsandbytes keeps its packed codes under "weight" beside "weight.absmax" etc.).
+    const bool quantized = parts.size() > 1 || (parts.size() == 1 && !parts.count("weight"));
+    if (quantized) {
+      Tensor bb = bias ? b.get("bias", {out}) : Tensor();
+      if (bias && !bb.defined()) return;
+      kernel_ = ctx.linear_factory->make_from_parts(path_, std::move(parts), in, out, bb, ctx.compute);
+      return;
+    }
+  }
   Tensor w = b.get("weight", {out, in});
   Tensor bb = bias ? b.get("bias", {out}) : Tensor();
   // A missing or mis-shaped tensor is recorded by the binder and reported at finish().
   if (!w.defined() || (bias && !bb.defined())) return;
   kernel_ = ctx.linear_factory->make(path_, w, bb, ctx.compute);
+}
+
+Linear Linear::from_weights(const std::string& path, const std::vector<std::string>& members, const Tensor& weight,
+                            const Tensor& bias, const ModuleContext& ctx) {
+  QDIT_CHECK(weight.dim() == 2, "[linear] ", path, ": weight must be [out, in], got ", weight.desc());
+  Linear l;
+  l.in_ = weight.size(1);
+  l.out_ = weight.size(0);
+  l.path_ = path;
+  l.kernel_ = ctx.linear_factory->make_fused(path, members, weight, bias, ctx.compute);
+  return l;
 }
 
 Tensor Linear::operator()(const Tensor& x, const kernels::GemmOptions& opt) const {

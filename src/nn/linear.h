@@ -15,6 +15,9 @@ class Linear {
   Linear() = default;
   Linear(const WeightBinder& parent, const std::string& name, int64_t in, int64_t out, bool bias,
          const ModuleContext& ctx);
+  // A Linear over weights already bound (a fusion of `members`' weights, see LinearGroup).
+  static Linear from_weights(const std::string& path, const std::vector<std::string>& members, const Tensor& weight,
+                             const Tensor& bias, const ModuleContext& ctx);
   // x: [..., in] -> [..., out] f32.
   Tensor operator()(const Tensor& x, const kernels::GemmOptions& opt = {}) const;
   void forward_into(const Tensor& x, Tensor& y, const kernels::GemmOptions& opt = {}) const;

@@ -34,9 +34,25 @@ WeightBinder::WeightBinder(std::shared_ptr<const io::WeightSource> source, std::
   state_->component = std::move(component);
 }
 
+WeightBinder WeightBinder::detached() const {
+  WeightBinder fresh(state_->source, state_->component);
+  fresh.prefix_ = prefix_;
+  return fresh;
+}
+
 WeightBinder WeightBinder::sub(const std::string& name) const { return WeightBinder(state_, prefix_ + name + "."); }
 
 bool WeightBinder::has(const std::string& name) const { return state_->source->find(prefix_ + name) != nullptr; }
+
+std::map<std::string, Tensor> WeightBinder::take_all() const {
+  std::map<std::string, Tensor> out;
+  for (const std::string& n : state_->source->names()) {
+    if (n.size() <= prefix_.size() || n.compare(0, prefix_.size(), prefix_) != 0) continue;
+    out[n.substr(prefix_.size())] = state_->source->tensor(n);
+    state_->used.insert(n);
+  }
+  return out;
+}
 
 Tensor WeightBinder::get_optional(const std::string& name, const Shape& shape) const {
   if (!has(name)) return Tensor();

@@ -2,6 +2,7 @@
 // config implies; the binder collects every missing and wrong-shape tensor and, at finish(),
 // reports them all at once together with the checkpoint tensors no module used.
 #pragma once
+#include <map>
 #include <memory>
 #include <set>
 #include <string>
@@ -33,7 +34,14 @@ class WeightBinder {
   // Like get, but absence is not an error.
   Tensor get_optional(const std::string& name, const Shape& shape) const;
   bool has(const std::string& name) const;
+  // Every tensor under this binder's prefix, by name relative to it, marked used (pre-quantized
+  // Linear parts, whose names and shapes the scheme checks).
+  std::map<std::string, Tensor> take_all() const;
   std::string path(const std::string& name) const { return prefix_ + name; }
+  const std::shared_ptr<const io::WeightSource>& source() const { return state_->source; }
+  // A binder at the same prefix with its own record of used tensors and problems, for building
+  // modules on another thread (streamed blocks) without touching this binder's state.
+  WeightBinder detached() const;
 
   // Everything recorded so far plus unused tensors; throws if anything is missing or mis-shaped.
   BindReport finish() const;

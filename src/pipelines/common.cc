@@ -1,5 +1,7 @@
 #include "qdit/pipelines/common.h"
 
+#include <malloc.h>
+
 #include <algorithm>
 #include <cmath>
 #include <random>
@@ -44,6 +46,14 @@ Tensor classifier_free_guidance(const Tensor& both_in, float g) {
 
 Tensor duplicate_batch(const Tensor& x) { return kernels::concat({x, x}, 0); }
 
+Tensor repeat_rows(const Tensor& x, int64_t n) {
+  if (n == 1) return x;
+  std::vector<Tensor> rows;
+  for (int64_t r = 0; r < x.size(0); ++r)
+    for (int64_t i = 0; i < n; ++i) rows.push_back(x.slice(0, r, r + 1));
+  return kernels::concat(rows, 0);
+}
+
 Tensor postprocess_image(const Tensor& decoded) {
   Tensor x = decoded.contiguous();
   Tensor out = Tensor::empty(x.shape(), DType::F32);
@@ -66,7 +76,9 @@ void fill_default_size(GenerateRequest& req, int64_t default_px, int64_t multipl
              multiple, ", got ", req.width, "x", req.height);
 }
 
-Tensor initial_latents(const GenerateRequest& req, const Shape& shape, const char* who) {
+Tensor initial_latents(const GenerateRequest& req, Shape shape, const char* who) {
+  QDIT_CHECK(req.num_images >= 1, "[", who, "] num_images must be at least 1, got ", req.num_images);
+  shape[0] = req.num_images;
   if (!req.latents.defined()) return seeded_noise(shape, req.seed);
   Tensor l = req.latents.contiguous().to(DType::F32).clone();
   QDIT_CHECK(l.shape() == shape, "[", who, "] initial latents are ", l.desc(), ", expected ", shape_str(shape),
@@ -75,6 +87,11 @@ Tensor initial_latents(const GenerateRequest& req, const Shape& shape, const cha
 }
 
 PhaseTimer::PhaseTimer(std::string name) : name_(std::move(name)), start_(std::chrono::steady_clock::now()) {
+#ifdef __GLIBC__
+  // Hand freed heap pages back first, so a phase's RSS peak is its own, not the previous phase's.
+  malloc_trim(0);
+#endif
+  rss_ = std::make_unique<RssPeakMeter>();
   CpuAllocator::instance().reset_peaks();
 }
 
@@ -83,7 +100,7 @@ PhaseStats PhaseTimer::finish() const {
   s.name = name_;
   s.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start_).count();
   s.tracked_peak_bytes = CpuAllocator::instance().stats().total_peak;
-  s.rss_peak_bytes = process_peak_rss();
+  s.rss_peak_bytes = rss_->peak();
   return s;
 }
 

@@ -3,6 +3,7 @@
 // loop, decoding with the VAE resident only while decoding), each timed into the result.
 #pragma once
 #include <functional>
+#include <optional>
 #include <string>
 
 #include "qdit/pipelines/component_loader.h"
@@ -26,6 +27,7 @@ class DiffusersPipeline : public Pipeline {
                     GenerateResult& result);
 
   ComponentLoader loader_;
+  std::optional<PhaseStats> loading_;  // Offload::None: the up-front load, reported by the first run
   io::JsonConfig transformer_config_, vae_config_;
   int64_t vae_scale_ = 8;
 };

@@ -6,11 +6,13 @@
 #include <cstdint>
 #include <functional>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
 #include "qdit/core/tensor.h"
 #include "qdit/nn/context.h"
+#include "qdit/quant/quant_config.h"
 
 namespace qdit::pipelines {
 
@@ -22,20 +24,30 @@ struct GenerateRequest {
   uint64_t seed = 0;
   int64_t width = 0, height = 0;  // 0: the model's default size
   int max_sequence_length = 0;    // 0: the pipeline's default
-  Tensor latents;                 // optional initial latents [1, C, h, w] (replaces the seeded noise)
+  int num_images = 1;             // images per prompt (diffusers' num_images_per_prompt): the batch
+  Tensor latents;                 // optional initial latents [num_images, C, h, w] (replaces the seeded noise)
 };
 
 struct PhaseStats {
   std::string name;
   double seconds = 0;
   size_t tracked_peak_bytes = 0;  // CpuAllocator peak during the phase
-  size_t rss_peak_bytes = 0;      // process VmHWM at the end of the phase
+  size_t rss_peak_bytes = 0;      // process peak RSS during the phase (VmHWM reset at its start)
+};
+
+// A component as it was loaded: the bytes its checkpoint holds and the bytes its weights occupy
+// once built (quantized, packed), with the scheme it was quantized with.
+struct ComponentStats {
+  std::string name, class_name, quant = "none";
+  size_t checkpoint_bytes = 0, resident_bytes = 0;  // resident: without streamed blocks
+  std::string residency = {};  // "whole run", "per phase", "blocks streamed (N per group)"
 };
 
 struct GenerateResult {
   Tensor image;    // [1, 3, H, W] f32 in [0, 1] (postprocessed)
   Tensor latents;  // final latents [1, C, h, w]
   std::vector<PhaseStats> phases;
+  std::vector<ComponentStats> components;  // in load order
   // The settings actually used (defaults filled in), for the PNG's parameters chunk.
   GenerateRequest used;
 };
@@ -49,8 +61,20 @@ struct RunHooks {
   std::function<Tensor(const std::string&)> provided;
 };
 
+// Where the model components live during a run (docs/memory.md).
+enum class Offload {
+  None,    // every model component is loaded when the pipeline is, and kept
+  Model,   // each component is loaded for its phase and released after (text encoders, transformer, VAE)
+  Blocks,  // as Model, and the transformer's and text encoders' blocks are streamed a group at a time
+};
+const char* offload_name(Offload o);
+std::optional<Offload> offload_from_name(const std::string& name);
+
 struct PipelineOptions {
-  nn::ModuleContext ctx;  // compute dtype, Linear kernel factory
+  nn::ModuleContext ctx;              // compute dtype, Linear kernel factory
+  quant::PipelineQuantConfig quant;   // which components are quantized on load, and how
+  Offload offload = Offload::Model;
+  int offload_group = 1;              // blocks per streamed group (Offload::Blocks)
 };
 
 class Pipeline {

@@ -108,13 +108,15 @@ void fake_quantize_activation(ActivationQuant mode, float* x, int64_t m, int64_t
 
 std::unique_ptr<kernels::LinearKernel> make_quantized_linear(const QuantizedWeight& q, const Tensor& bias,
                                                              DType compute) {
-  QDIT_CHECK(compute == DType::F32 || compute == DType::BF16, "[quant linear] compute dtype must be f32 or bf16, got ",
-             dtype_name(compute));
+  QDIT_CHECK(compute == DType::F32 || compute == DType::BF16 || compute == DType::F16,
+             "[quant linear] compute dtype must be f32, bf16 or f16, got ", dtype_name(compute));
   const Scheme& s = find_scheme(q.scheme);
   s.validate(q);
   if (s.activation() == ActivationQuant::Int8PerToken)
     return std::make_unique<kernels::Int8Linear>(q.part("_weight_qdata"), q.part("_weight_scale"), bias, 127.5f);
-  auto tiled = std::make_unique<kernels::TiledLinear>(s.decoder(q), bias, compute == DType::BF16);
+  std::unique_ptr<kernels::LinearKernel> tiled =
+      compute == DType::F16 ? kernels::make_f16_compute_linear(s.decoder(q), bias)
+                            : std::make_unique<kernels::TiledLinear>(s.decoder(q), bias, compute == DType::BF16);
   if (s.activation() == ActivationQuant::None) return tiled;
   return std::make_unique<ActivationQuantLinear>(s.activation(), std::move(tiled));
 }

@@ -10,22 +10,35 @@
 namespace {
 
 const char* const kCases[] = {
-    "tokenizer_t5",
-    "tokenizer_clip",
-    "text_encoder_t5",
-    "text_encoder_umt5",
-    "transformer_pixart_sigma",
-    "vae_decode_4ch",
-    "vae_decode_16ch",
-    "scheduler_dpmsolver_pixart_sigma",
-    "scheduler_flowmatch_sd3",
-    "scheduler_flowmatch_auraflow",
-    "scheduler_flowmatch_flux",
-    "pipeline_pixart_sigma",
-    "pipeline_pixart_sigma_text",
-    "transformer_auraflow",
+    // Every case in tests/golden (all 28), through the same path as `qdit check`.
     "pipeline_auraflow",
     "pipeline_auraflow_text",
+    "pipeline_flux_dev",
+    "pipeline_flux_dev_text",
+    "pipeline_flux_schnell",
+    "pipeline_flux_schnell_text",
+    "pipeline_pixart_sigma",
+    "pipeline_pixart_sigma_text",
+    "pipeline_sd3",
+    "pipeline_sd3_text",
+    "scheduler_dpmsolver_pixart_sigma",
+    "scheduler_flowmatch_auraflow",
+    "scheduler_flowmatch_flux",
+    "scheduler_flowmatch_sd3",
+    "text_encoder_clip_g_withproj",
+    "text_encoder_clip_l_plain",
+    "text_encoder_clip_l_withproj",
+    "text_encoder_t5",
+    "text_encoder_umt5",
+    "tokenizer_clip",
+    "tokenizer_t5",
+    "transformer_auraflow",
+    "transformer_flux_guidance",
+    "transformer_flux_noguidance",
+    "transformer_pixart_sigma",
+    "transformer_sd3",
+    "vae_decode_16ch",
+    "vae_decode_4ch",
 };
 
 class GoldenCase : public ::testing::TestWithParam<const char*> {};
@@ -46,3 +59,41 @@ TEST(GoldenCaseErrors, MissingFolderAndUnknownKindAreReported) {
 }
 
 }  // namespace
+
+// --fuse-qkv: every case still matches diffusers at float32 with the same tolerances.
+class GoldenCaseFused : public ::testing::TestWithParam<const char*> {};
+
+TEST_P(GoldenCaseFused, MatchesReferenceWithFusedProjections) {
+  const std::string dir = std::string(QDIT_TEST_DATA_DIR) + "/golden/" + GetParam();
+  qdit::api::CheckOptions opt;
+  opt.fuse_qkv = true;
+  qdit::api::CheckReport r = qdit::api::run_case(dir, opt);
+  EXPECT_TRUE(r.pass()) << r.str();
+}
+
+INSTANTIATE_TEST_SUITE_P(All, GoldenCaseFused,
+                         ::testing::Values("transformer_pixart_sigma", "transformer_sd3", "transformer_flux_guidance",
+                                           "transformer_auraflow", "text_encoder_t5", "text_encoder_umt5",
+                                           "text_encoder_clip_g_withproj", "pipeline_pixart_sigma_text",
+                                           "pipeline_sd3_text", "pipeline_flux_dev_text", "pipeline_auraflow_text"),
+                         [](const auto& info) { return std::string(info.param); });
+
+// Reduced-precision compute runs every text pipeline and stays close to the float32 reference:
+// fp16 (10 mantissa bits) closer than bf16 (7).
+TEST(GoldenCaseReducedPrecision, Fp16AndBf16StayCloseToFloat32) {
+  for (const char* name : {"pipeline_pixart_sigma_text", "pipeline_sd3_text", "pipeline_flux_dev_text",
+                           "pipeline_flux_schnell_text", "pipeline_auraflow_text"}) {
+    const std::string dir = std::string(QDIT_TEST_DATA_DIR) + "/golden/" + name;
+    double worst[2] = {1e9, 1e9};
+    for (int i = 0; i < 2; ++i) {
+      qdit::api::CheckOptions opt;
+      opt.compute = i == 0 ? qdit::DType::F16 : qdit::DType::BF16;
+      const qdit::api::CheckReport r = qdit::api::run_case(dir, opt);
+      EXPECT_TRUE(r.informational);
+      for (const auto& t : r.tensors) worst[i] = std::min(worst[i], t.snr_db);
+    }
+    EXPECT_GE(worst[0], 50.0) << name << " fp16";
+    EXPECT_GE(worst[1], 35.0) << name << " bf16";
+    EXPECT_GT(worst[0], worst[1] + 10.0) << name;
+  }
+}

@@ -4,7 +4,10 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <cstdlib>
+#include <fstream>
 #include <functional>
+#include <iterator>
 #include <limits>
 #include <random>
 #include <string>
@@ -14,6 +17,7 @@
 #include "qdit/core/parallel.h"
 #include "qdit/kernels/attention.h"
 #include "qdit/kernels/cpu/attention_cpu.h"
+#include "qdit/kernels/layout.h"
 
 namespace qdit::kernels {
 namespace {
@@ -49,7 +53,7 @@ Qkv make_qkv(int64_t b, int64_t h, int64_t sq, int64_t skv, int64_t d, DType dt,
 
 std::vector<AttentionIsa> variants() {
   std::vector<AttentionIsa> out;
-  for (auto isa : {AttentionIsa::Avx2, AttentionIsa::Avx512, AttentionIsa::Avx512Emulated}) {
+  for (auto isa : {AttentionIsa::Avx2, AttentionIsa::Avx512, AttentionIsa::Avx512Emulated, AttentionIsa::Amx}) {
     if (cpu::attention_isa_available(isa)) out.push_back(isa);
   }
   return out;
@@ -60,6 +64,7 @@ const char* isa_name(AttentionIsa isa) {
     case AttentionIsa::Avx2: return "avx2";
     case AttentionIsa::Avx512: return "avx512";
     case AttentionIsa::Avx512Emulated: return "avx512-emulated";
+    case AttentionIsa::Amx: return "amx";
   }
   return "?";
 }
@@ -206,6 +211,139 @@ TEST(Attention, FullyMaskedRows) {
       }
     }
   }
+}
+
+TEST(Attention, AmxVariantPresentWhenCpuHasIt) {
+  // Guards against the AMX tests above silently not running: on a CPU that lists amx_bf16 (and
+  // with no QDIT_FORCE_ISA), the variant must be usable (the kernel grants AMX per process).
+  std::ifstream f("/proc/cpuinfo");
+  const std::string info((std::istreambuf_iterator<char>(f)), std::istreambuf_iterator<char>());
+  const bool listed = info.find(" amx_bf16") != std::string::npos && info.find(" amx_tile") != std::string::npos &&
+                      info.find(" avx512_bf16") != std::string::npos;
+  if (!listed || std::getenv("QDIT_FORCE_ISA")) GTEST_SKIP() << "no AMX-BF16 on this CPU (or forced ISA)";
+  EXPECT_TRUE(cpu::attention_isa_available(AttentionIsa::Amx));
+}
+
+TEST(Attention, LongRowsAcrossKeyBlocks) {
+  // Many key blocks (the AMX kernel takes 256 keys per block, pipelined over two buffers), a
+  // query tail of 6 rows (a half-height tile), head dims with (72, 40) and without (64, 128) spare
+  // padding columns, and masks whose ramps raise the running max block after block (rescaling
+  // O) or lower it (the stale max is kept).
+  for (int64_t d : {64, 72, 40, 128}) {
+    const int64_t SQ = 70, SKV = 1100, H = 2;
+    const Qkv t = make_qkv(1, H, SQ, SKV, d, DType::BF16, true, 70 + static_cast<uint32_t>(d));
+    const float scale = 1.0f / std::sqrt(static_cast<float>(d));
+    check_all(t, nullptr, scale, name(DType::BF16, "long D=" + std::to_string(d)));
+    Tensor up = Tensor::zeros({1, 1, 1, SKV}, DType::F32), down = Tensor::zeros({1, 1, 1, SKV}, DType::F32);
+    for (int64_t j = 0; j < SKV; ++j) {
+      up.data<float>()[j] = 0.05f * static_cast<float>(j);  // +12.8 per 256-key block
+      down.data<float>()[j] = -0.05f * static_cast<float>(j);
+    }
+    check_all(t, &up, scale, name(DType::BF16, "rising mask D=" + std::to_string(d)));
+    check_all(t, &down, scale, name(DType::BF16, "falling mask D=" + std::to_string(d)));
+  }
+}
+
+TEST(Attention, UniformWeightsAverageEveryKeyOnce) {
+  // q = 0 makes every weight exactly 1, so each output row is the plain mean of V: a key block
+  // counted twice or skipped by the pipelined kernels (across key blocks, query blocks and the
+  // query tail) shows up far above the f32 rounding of the sums.
+  for (int64_t skv : {37, 256, 257, 600, 1100}) {
+    for (int64_t d : {72, 64}) {
+      const int64_t SQ = 70;
+      for (DType dt : {DType::F32, DType::BF16}) {
+        Tensor q = Tensor::zeros({1, 2, SQ, d}, DType::F32);
+        Tensor k = random_tensor({1, 2, skv, d}, 1.0f, 5);
+        Tensor v = Tensor::empty({1, 2, skv, d}, DType::F32);
+        for (int64_t i = 0; i < v.numel(); ++i) v.data<float>()[i] = static_cast<float>((i / d) % skv) / skv + 0.01f * (i % d);
+        const Tensor vr = v.to(dt).to(DType::F32);
+        if (dt != DType::F32) q = q.to(dt), k = k.to(dt), v = v.to(dt);
+        for (auto isa : variants()) {
+          const Tensor out = cpu::attention_with_isa(q, k, v, nullptr, 0.1f, nullptr, isa);
+          for (int64_t h = 0; h < 2; ++h)
+            for (int64_t c = 0; c < d; ++c) {
+              double mean = 0;
+              for (int64_t j = 0; j < skv; ++j) mean += vr.data<float>()[(h * skv + j) * d + c];
+              mean /= skv;
+              for (int64_t r : {int64_t{0}, int64_t{33}, SQ - 1})
+                ASSERT_NEAR(out.data<float>()[(r * 2 + h) * d + c], mean, 1e-4)
+                    << "skv " << skv << " D " << d << " " << dtype_name(dt) << " " << isa_name(isa);
+            }
+        }
+      }
+    }
+  }
+}
+
+TEST(Attention, Bf16ComputeOnF32ViewsEqualsBf16Copies) {
+  // attention_bf16 on f32 strided views (heads of [B, S, H*D] buffers, a column slice like the
+  // fused q/k/v output) gives exactly the result of the bf16 kernel on rounded copies.
+  for (int64_t d : {72, 64, 40, 5}) {
+    const int64_t B = 2, H = 3, SQ = 77, SKV = 300;
+    const Tensor fused = random_tensor({B, SQ, 3 * H * d}, 2.0f, 90 + static_cast<uint32_t>(d));
+    auto heads = [&](int64_t part) {
+      return fused.reshape({B, SQ, 3, H, d}).select(2, part).permute({0, 2, 1, 3});
+    };
+    const Tensor q = heads(0), kv = random_tensor({B, SKV, H, d}, 2.0f, 91).permute({0, 2, 1, 3});
+    const Tensor v = random_tensor({B, SKV, H, d}, 2.0f, 92).permute({0, 2, 1, 3});
+    ASSERT_FALSE(q.is_contiguous());
+    const Tensor mask = key_padding(B, SKV, -10000.0f);
+    const float scale = 1.0f / std::sqrt(static_cast<float>(d));
+    for (const Tensor* m : {static_cast<const Tensor*>(nullptr), &mask}) {
+      const auto want = attention(q.to(DType::BF16), kv.to(DType::BF16), v.to(DType::BF16), m, scale).to_vector();
+      EXPECT_EQ(attention_bf16(q, kv, v, m, scale).to_vector(), want) << "D=" << d;
+      for (auto isa : variants()) {
+        const auto ref = cpu::attention_with_isa(q.to(DType::BF16), kv.to(DType::BF16), v.to(DType::BF16), m, scale,
+                                                 nullptr, isa).to_vector();
+        EXPECT_EQ(cpu::attention_with_isa(q, kv, v, m, scale, nullptr, isa, true).to_vector(), ref)
+            << "D=" << d << " " << isa_name(isa);
+      }
+    }
+  }
+}
+
+void expect_attention_error(const std::function<void()>& fn, const std::string& needle);
+
+TEST(Attention, SequencePartsEqualTheConcatenation) {
+  // Joint attention over [image, text] given as parts (strided f32 head views) gives exactly the
+  // rows of attention_bf16 on the concatenated tensors, for every variant (the AMX kernel reads the
+  // parts, the others concatenate); one or two q parts, two k/v parts of other lengths.
+  for (int64_t d : {72, 64, 128}) {
+    const int64_t B = 2, H = 3;
+    auto part = [&](int64_t s, uint32_t seed) {
+      return random_tensor({B, s, H, d}, 2.0f, seed).permute({0, 2, 1, 3});
+    };
+    const std::vector<Tensor> q = {part(70, 1), part(45, 2)}, k = {part(300, 3), part(45, 4)},
+                              v = {part(300, 5), part(45, 6)};
+    const float scale = 1.0f / std::sqrt(static_cast<float>(d));
+    const Tensor qc = concat(q, 2), kc = concat(k, 2), vc = concat(v, 2);
+    for (auto isa : std::vector<AttentionIsa>{AttentionIsa::Auto, AttentionIsa::Amx, AttentionIsa::Avx512,
+                                              AttentionIsa::Avx2}) {
+      if (!cpu::attention_isa_available(isa)) continue;
+      const Tensor whole = cpu::attention_with_isa(qc, kc, vc, nullptr, scale, nullptr, isa, true);
+      const std::vector<Tensor> parts = cpu::attention_parts_with_isa(q, k, v, scale, isa);
+      ASSERT_EQ(parts.size(), 2u);
+      EXPECT_EQ(parts[0].to_vector(), whole.slice(1, 0, 70).to_vector()) << "D=" << d << " " << isa_name(isa);
+      EXPECT_EQ(parts[1].to_vector(), whole.slice(1, 70, 115).to_vector()) << "D=" << d << " " << isa_name(isa);
+      const int saved = num_threads();
+      set_num_threads(2);  // query rows split across threads, across the part boundary
+      const std::vector<Tensor> two = cpu::attention_parts_with_isa(q, k, v, scale, isa);
+      set_num_threads(saved);
+      EXPECT_EQ(two[0].to_vector(), parts[0].to_vector()) << "threads, D=" << d;
+      EXPECT_EQ(two[1].to_vector(), parts[1].to_vector()) << "threads, D=" << d;
+      const std::vector<Tensor> one = cpu::attention_parts_with_isa({qc}, k, v, scale, isa);
+      ASSERT_EQ(one.size(), 1u);
+      EXPECT_EQ(one[0].to_vector(), whole.to_vector()) << "D=" << d << " " << isa_name(isa);
+    }
+    expect_close(attention_bf16_parts(q, k, v, scale)[1],
+                 attention_reference(qc.to(DType::BF16), kc.to(DType::BF16), vc.to(DType::BF16), nullptr, scale)
+                     .slice(1, 70, 115)
+                     .contiguous(),
+                 std::ldexp(1.0f, -8) * 2.0f, "parts vs reference");
+  }
+  const Tensor a = random_tensor({1, 2, 5, 8}, 1.0f, 1), b8 = random_tensor({1, 2, 5, 16}, 1.0f, 1);
+  expect_attention_error([&] { attention_bf16_parts({a}, {a, b8}, {a, b8}, 1.0f); }, "k and v");
+  expect_attention_error([&] { attention_bf16_parts({a, a, a}, {a}, {a}, 1.0f); }, "parts");
 }
 
 TEST(Attention, ThreadCountDoesNotChangeResults) {

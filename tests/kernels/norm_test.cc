@@ -75,6 +75,27 @@ TEST(Norm, LayerNormModulateEqualsUnfused) {
   expect_close(fused, unfused, 1e-6f);
 }
 
+TEST(Norm, VectorisedStatisticsAtModelWidths) {
+  // The widths the DiTs use (PixArt 1152, SD3 1536, Flux 3072, per-head 64/128) and odd ones
+  // that leave scalar tails, with a large common offset (the centred second pass matters), against
+  // the double reference; layer_norm_modulate also with a [1, D] modulation broadcast over B.
+  for (int64_t d : {1152, 1536, 3072, 64, 128, 1157, 13, 7}) {
+    Tensor x = random_tensor({2, 5, d}, 20 + static_cast<uint32_t>(d), -3, 3);
+    for (int64_t i = 0; i < x.numel(); ++i) x.data<float>()[i] += 40.0f;
+    const Tensor w = random_tensor({d}, 21, 0.5f, 1.5f);
+    const Tensor b = random_tensor({d}, 22);
+    expect_close(layer_norm(x, w, b, 1e-6f), ln_ref(x, w, b, 1e-6, false), 2e-5f);
+    expect_close(rms_norm(x, w, 1e-6f), ln_ref(x, w, Tensor(), 1e-6, true), 2e-5f);
+    const Tensor mods = random_tensor({2, 2 * d}, 23);
+    for (const Tensor& m : {mods, mods.slice(0, 1, 2)}) {
+      const Tensor shift = m.slice(1, 0, d), scale = m.slice(1, d, 2 * d);
+      const Tensor fused = layer_norm_modulate(x, shift, scale, 1e-6f);
+      const Tensor ref = modulate(ln_ref(x, Tensor(), Tensor(), 1e-6, false), shift, scale);
+      expect_close(fused, ref, 1e-5f);
+    }
+  }
+}
+
 TEST(Norm, SoftmaxRowsSumToOneAndMatchFormula) {
   Tensor x = random_tensor({5, 17}, 11, -20, 20);
   Tensor y = softmax(x);

@@ -12,7 +12,11 @@
 
 #include "commands.h"
 #include "qdit/core/error.h"
+#include "qdit/api/quantize_pipeline.h"
 #include "qdit/io/diffusers_folder.h"
+#include "qdit/models/registry.h"
+#include "qdit/nn/quantizing_factory.h"
+#include "quant_args.h"
 
 namespace qdit::cli {
 namespace {
@@ -143,14 +147,34 @@ Totals print_model(const ModelFolder& m, const std::string& indent, bool list_te
   return print_weights(m, indent, list_tensors);
 }
 
+// With --quant: the component's checkpoint size once quantized (quantizes its Linears for real).
+void print_quantized_size(const ModelFolder& m, const std::string& component, const quant::PipelineQuantConfig& q) {
+  auto rule = q.for_component(component);
+  if (!rule || !m.has_weights() || !m.has_config() || !models::has_model(m.class_name())) return;
+  if (nn::stored_quantization(m.config())) {
+    std::printf("  quantized: already (%s)\n", nn::stored_quantization(m.config())->scheme.c_str());
+    return;
+  }
+  const size_t before = m.weights()->total_bytes(), after = api::quantized_checkpoint_bytes(m, component, *rule);
+  std::printf("  with %s: %s -> %s (%.2fx)\n", rule->scheme.c_str(), human_bytes(before).c_str(),
+              human_bytes(after).c_str(), double(after) / double(std::max<size_t>(before, 1)));
+}
+
 }  // namespace
 
 int cmd_inspect(int argc, char** argv) {
   bool list_tensors = false;
+  QuantArgs qargs;
   std::string variant, path;
   for (int i = 1; i < argc; ++i) {
     const std::string a = argv[i];
-    if (a == "--tensors") {
+    auto value = [&]() -> std::string {
+      QDIT_CHECK(i + 1 < argc, "[inspect] ", a, " needs a value");
+      return argv[++i];
+    };
+    if (qargs.parse(a, value)) {
+      continue;
+    } else if (a == "--tensors") {
       list_tensors = true;
     } else if (a == "--variant" && i + 1 < argc) {
       variant = argv[++i];
@@ -160,7 +184,8 @@ int cmd_inspect(int argc, char** argv) {
                   "        a Hugging Face hub cache folder (models--org--name or snapshots/<hash>),\n"
                   "        or a golden case folder\n"
                   "  --tensors       list every tensor (name, dtype, shape)\n"
-                  "  --variant NAME  read weight variant files such as diffusion_pytorch_model.NAME.safetensors\n");
+                  "  --variant NAME  read weight variant files such as diffusion_pytorch_model.NAME.safetensors\n"
+                  "  --quant SPEC    also print each component's size once quantized (see qdit generate --help)\n");
       return 0;
     } else if (!a.empty() && a[0] == '-') {
       fail("[inspect] unknown option '", a, "' (usage: qdit inspect [--tensors] [--variant NAME] PATH)");
@@ -171,6 +196,7 @@ int cmd_inspect(int argc, char** argv) {
   }
   QDIT_CHECK(!path.empty(), "[inspect] missing PATH (usage: qdit inspect [--tensors] [--variant NAME] PATH)");
 
+  const quant::PipelineQuantConfig qcfg = qargs.resolve();
   const std::string resolved = io::resolve_model_path(path);
   if (resolved != path) std::printf("resolved %s -> %s\n", path.c_str(), resolved.c_str());
 
@@ -197,6 +223,7 @@ int cmd_inspect(int argc, char** argv) {
     if (!m.class_name().empty() && m.class_name() != c.class_name)
       std::printf("  note: %s names class %s\n", m.config_file().c_str(), m.class_name().c_str());
     const Totals t = print_model(m, "  ", list_tensors);
+    print_quantized_size(m, c.name, qcfg);
     all.tensors += t.tensors;
     all.params += t.params;
     all.bytes += t.bytes;

@@ -23,8 +23,29 @@ const Command kCommands[] = {
 #ifdef QDIT_HAVE_CMD_GENERATE
     {"generate", qdit::cli::cmd_generate, "generate --prompt TEXT --out FILE.png [...]: text-to-image"},
 #endif
+#ifdef QDIT_HAVE_CMD_MAKE_MODEL
+    {"make-model", qdit::cli::cmd_make_model, "make-model --arch A --out DIR [--tiny]: write a pipeline with random weights"},
+#endif
+#ifdef QDIT_HAVE_CMD_BENCH_STEP
+    {"bench-step", qdit::cli::cmd_bench_step,
+     "bench-step --arch A [--dtype bf16] [--quant S]: time one transformer forward, GFLOP/s vs peak"},
+#endif
 #ifdef QDIT_HAVE_CMD_CHECK
-    {"check", qdit::cli::cmd_check, "check CASE_DIR [--dtype f32|bf16] [--tolerance T]: compare with a reference case"},
+    {"check", qdit::cli::cmd_check,
+     "check CASE_DIR [--dtype f32|bf16|fp16] [--quant SPEC] [--tolerance T]: compare with a reference case"},
+#endif
+#ifdef QDIT_HAVE_CMD_QUANT_QUALITY
+    {"quant-quality", qdit::cli::cmd_quant_quality, "quant-quality CASE_DIR... [--out FILE.md]: quantization SNR table"},
+#endif
+#ifdef QDIT_HAVE_CMD_QUANTIZE
+    {"quantize", qdit::cli::cmd_quantize, "quantize --model DIR --out DIR2 --quant SPEC: write a quantized pipeline"},
+#endif
+#ifdef QDIT_HAVE_CMD_PLAN
+    {"plan", qdit::cli::cmd_plan,
+     "plan --model DIR [--quant SPEC] [--width W --height H --batch B] [--max-memory SIZE]: predicted peak memory"},
+#endif
+#ifdef QDIT_HAVE_CMD_BENCH
+    {"bench", qdit::cli::cmd_bench, "bench --model DIR [--quant-set ...] [--offload-set ...] [--batch 1,4]: table"},
 #endif
     {nullptr, nullptr, nullptr},
 };

@@ -10,8 +10,10 @@
 #include "qdit/core/error.h"
 #include "qdit/core/float_cast.h"
 #include "qdit/core/parallel.h"
+#include "qdit/core/profile.h"
 #include "qdit/kernels/cpu/attention_cpu.h"
 #include "qdit/kernels/cpu/isa.h"
+#include "qdit/kernels/layout.h"
 
 namespace qdit::kernels {
 namespace {
@@ -60,6 +62,8 @@ Dims check_args(const Tensor& q, const Tensor& k, const Tensor& v, const Tensor*
 
 namespace cpu {
 
+void run_problem(AttentionProblem& p, const AttentionVariant& variant);
+
 bool attention_isa_available(AttentionIsa isa) {
   static const bool avx2 = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
   switch (isa) {
@@ -70,13 +74,34 @@ bool attention_isa_available(AttentionIsa isa) {
       return avx2;
     case AttentionIsa::Avx512:
       return has_avx512_bf16();
+    case AttentionIsa::Amx:
+      return has_amx_bf16();
   }
   return false;
 }
 
+AttentionIsa best_attention_isa() {
+  if (has_amx_bf16()) return AttentionIsa::Amx;
+  if (has_avx512_bf16()) return AttentionIsa::Avx512;
+  if (attention_isa_available(AttentionIsa::Avx2)) return AttentionIsa::Avx2;
+  return AttentionIsa::Auto;
+}
+
+AttentionVariant variant_of(AttentionIsa isa) {
+  return isa == AttentionIsa::Amx      ? attention_variant_amx()
+         : isa == AttentionIsa::Avx512 ? attention_variant_avx512()
+         : isa == AttentionIsa::Avx2   ? attention_variant_avx2()
+                                       : attention_variant_avx512_emulated();
+}
+
+int64_t query_chunks(int64_t batch_heads, int64_t sq, int64_t threads) {
+  return batch_heads % threads == 0 ? 1 : std::max<int64_t>(1, std::min<int64_t>(threads, sq / 16));
+}
+
 Tensor attention_with_isa(const Tensor& q, const Tensor& k, const Tensor& v, const Tensor* mask,
-                          float scale, Tensor* out, AttentionIsa isa) {
+                          float scale, Tensor* out, AttentionIsa isa, bool round_to_bf16) {
   const Dims dm = check_args(q, k, v, mask);
+  round_to_bf16 = round_to_bf16 && q.dtype() == DType::F32;
   const Shape out_shape{dm.b, dm.sq, dm.h * dm.d};
   Tensor result;
   if (out) {
@@ -91,26 +116,32 @@ Tensor attention_with_isa(const Tensor& q, const Tensor& k, const Tensor& v, con
   if (result.numel() == 0) return result;
 
   if (isa == AttentionIsa::Auto) {
-    if (has_avx512_bf16()) {
-      isa = AttentionIsa::Avx512;
-    } else if (attention_isa_available(AttentionIsa::Avx2)) {
-      isa = AttentionIsa::Avx2;
-    } else {  // pre-AVX2 CPU: correct but slow
-      result.copy_from(attention_reference(q, k, v, mask, scale));
+    isa = best_attention_isa();
+    if (isa == AttentionIsa::Auto) {  // pre-AVX2 CPU: correct but slow
+      if (round_to_bf16) {
+        result.copy_from(attention_reference(q.to(DType::BF16), k.to(DType::BF16), v.to(DType::BF16), mask, scale));
+      } else {
+        result.copy_from(attention_reference(q, k, v, mask, scale));
+      }
       return result;
     }
   }
   QDIT_CHECK(attention_isa_available(isa), "[attention] the requested kernel variant needs ",
-             isa == AttentionIsa::Avx512 ? "AVX-512 BF16" : "AVX2 + FMA", ", which this CPU lacks");
-  const AttentionVariant variant = isa == AttentionIsa::Avx512   ? attention_variant_avx512()
-                                   : isa == AttentionIsa::Avx2   ? attention_variant_avx2()
-                                                                 : attention_variant_avx512_emulated();
+             isa == AttentionIsa::Amx      ? "AMX-BF16 (enabled by the OS)"
+             : isa == AttentionIsa::Avx512 ? "AVX-512 BF16"
+                                           : "AVX2 + FMA",
+             ", which this CPU lacks");
+  const AttentionVariant variant = variant_of(isa);
+  if (round_to_bf16 && !variant.rounds_f32) {  // this variant packs bf16 inputs only: round first
+    return attention_with_isa(q.to(DType::BF16), k.to(DType::BF16), v.to(DType::BF16), mask, scale, &result, isa);
+  }
 
   AttentionProblem p;
   p.q = q.raw_data();
   p.k = k.raw_data();
   p.v = v.raw_data();
   p.bf16 = q.dtype() == DType::BF16;
+  p.round_to_bf16 = round_to_bf16;
   p.batch = dm.b;
   p.heads = dm.h;
   p.sq = dm.sq;
@@ -127,23 +158,138 @@ Tensor attention_with_isa(const Tensor& q, const Tensor& k, const Tensor& v, con
   }
   p.scale = scale;
   p.out = result.data<float>();
+  run_problem(p, variant);
+  return result;
+}
+
+void run_problem(AttentionProblem& p, const AttentionVariant& variant) {
   // Heads are the unit of work (K/V are packed once per head); when they do not divide evenly
   // among the threads, each head's query rows are also split so that every thread gets the same.
-  const int64_t threads = num_threads(), bh = dm.b * dm.h;
-  p.q_chunks = bh % threads == 0 ? 1 : std::max<int64_t>(1, std::min<int64_t>(threads, dm.sq / 16));
+  const int64_t threads = num_threads(), bh = p.batch * p.heads;
+  p.q_chunks = query_chunks(bh, p.sq, threads);
   const size_t ws_bytes = variant.workspace_bytes(p);
   parallel_for(p.tasks(), 1, [&](int64_t t0, int64_t t1) {
     Tensor ws = Tensor::empty({static_cast<int64_t>(ws_bytes)}, DType::U8, MemTag::Workspace);
     variant.run(p, t0, t1, ws.raw_data());
   });
-  return result;
+}
+
+std::vector<Tensor> attention_parts_with_isa(const std::vector<Tensor>& q, const std::vector<Tensor>& k,
+                                             const std::vector<Tensor>& v, float scale, AttentionIsa isa) {
+  QDIT_CHECK(!q.empty() && q.size() <= 2 && !k.empty() && k.size() <= 2 && k.size() == v.size(),
+             "[attention] expected one or two q parts and as many k as v parts (one or two), got ", q.size(), ", ",
+             k.size(), ", ", v.size());
+  for (size_t i = 0; i < k.size(); ++i) {
+    check_args(q[0], k[i], v[i], nullptr);  // B, H, D agree; k and v parts of one length
+    QDIT_CHECK(k[i].dtype() == q[0].dtype(), "[attention] parts must share one dtype");
+  }
+  for (size_t i = 1; i < q.size(); ++i) check_args(q[i], k[0], v[0], nullptr);
+  auto total = [](const std::vector<Tensor>& t) {
+    int64_t n = 0;
+    for (const Tensor& x : t) n += x.size(2);
+    return n;
+  };
+  const int64_t b = q[0].size(0), h = q[0].size(1), d = q[0].size(3);
+  std::vector<Tensor> outs;
+  for (const Tensor& x : q) outs.push_back(Tensor::empty({b, x.size(2), h * d}, DType::F32));
+  if (isa == AttentionIsa::Auto) isa = has_amx_bf16() ? AttentionIsa::Amx : AttentionIsa::Auto;
+  if (isa != AttentionIsa::Amx) {  // only the AMX kernel reads parts: concatenate, then split the output
+    auto cat = [](const std::vector<Tensor>& t) { return t.size() == 1 ? t[0] : concat(t, 2); };
+    const Tensor o = attention_with_isa(cat(q), cat(k), cat(v), nullptr, scale, nullptr, isa, /*round_to_bf16=*/true);
+    int64_t s0 = 0;
+    for (Tensor& out : outs) {
+      out.copy_from(o.slice(1, s0, s0 + out.size(1)));
+      s0 += out.size(1);
+    }
+    return outs;
+  }
+  QDIT_CHECK(attention_isa_available(isa), "[attention] the requested kernel variant needs AMX-BF16, which this CPU lacks");
+  AttentionProblem p;
+  auto set = [](const std::vector<Tensor>& t, const void*& b0, int64_t* st0, const void*& b1, int64_t* st1,
+                int64_t& split) {
+    b0 = t[0].raw_data();
+    for (int i = 0; i < 3; ++i) st0[i] = t[0].strides()[i];
+    if (t.size() == 2) {
+      b1 = t[1].raw_data();
+      for (int i = 0; i < 3; ++i) st1[i] = t[1].strides()[i];
+      split = t[0].size(2);
+    }
+  };
+  set(q, p.q, p.q_stride, p.q1, p.q1_stride, p.q_split);
+  set(k, p.k, p.k_stride, p.k1, p.k1_stride, p.k_split);
+  set(v, p.v, p.v_stride, p.v1, p.v1_stride, p.v_split);
+  p.bf16 = q[0].dtype() == DType::BF16;
+  p.round_to_bf16 = !p.bf16;
+  p.batch = b;
+  p.heads = h;
+  p.sq = total(q);
+  p.skv = total(k);
+  p.d = d;
+  p.scale = scale;
+  p.out = outs[0].data<float>();
+  if (outs.size() == 2) {
+    p.out1 = outs[1].data<float>();
+    p.out_split = q[0].size(2);
+  }
+  if (p.sq == 0) return outs;
+  QDIT_CHECK(p.skv > 0, "[attention] k and v have no keys (Skv = 0)");
+  run_problem(p, attention_variant_amx());
+  return outs;
 }
 
 }  // namespace cpu
 
+size_t attention_scratch_bytes(int64_t batch_heads, int64_t sq, int64_t skv, int64_t head_dim, DType stored,
+                               bool round_to_bf16) {
+  const cpu::AttentionIsa isa = cpu::best_attention_isa();
+  if (batch_heads * sq == 0) return 0;
+  const size_t elems = static_cast<size_t>(batch_heads * (sq + 2 * skv) * head_dim);
+  round_to_bf16 = round_to_bf16 && stored == DType::F32;
+  if (isa == cpu::AttentionIsa::Auto) return round_to_bf16 ? 2 * elems : 0;  // reference fallback
+  const cpu::AttentionVariant variant = cpu::variant_of(isa);
+  cpu::AttentionProblem p;
+  p.bf16 = stored == DType::BF16 || (round_to_bf16 && !variant.rounds_f32);
+  p.round_to_bf16 = round_to_bf16 && variant.rounds_f32;
+  p.batch = batch_heads;
+  p.heads = 1;
+  p.sq = sq;
+  p.skv = skv;
+  p.d = head_dim;
+  const int64_t threads = num_threads();
+  p.q_chunks = cpu::query_chunks(batch_heads, sq, threads);
+  // One workspace per worker of parallel_for, plus the rounded copies of variants that cannot
+  // round while packing.
+  const size_t copies = round_to_bf16 && !variant.rounds_f32 ? 2 * elems : 0;
+  return copies + variant.workspace_bytes(p) * static_cast<size_t>(std::min(threads, p.tasks()));
+}
+
 Tensor attention(const Tensor& q, const Tensor& k, const Tensor& v, const Tensor* mask, float scale,
                  Tensor* out) {
+  profile::Scope prof("attention", profile::enabled() && q.dim() == 4 && k.dim() == 4
+                                       ? 4.0 * q.size(0) * q.size(1) * q.size(2) * k.size(2) * q.size(3)
+                                       : 0.0);
   return cpu::attention_with_isa(q, k, v, mask, scale, out, cpu::AttentionIsa::Auto);
+}
+
+std::vector<Tensor> attention_bf16_parts(const std::vector<Tensor>& q, const std::vector<Tensor>& k,
+                                         const std::vector<Tensor>& v, float scale) {
+  double flops = 0;
+  if (profile::enabled() && !q.empty() && !k.empty() && q[0].dim() == 4) {
+    int64_t sq = 0, skv = 0;
+    for (const Tensor& t : q) sq += t.size(2);
+    for (const Tensor& t : k) skv += t.size(2);
+    flops = 4.0 * q[0].size(0) * q[0].size(1) * sq * skv * q[0].size(3);
+  }
+  profile::Scope prof("attention", flops);
+  return cpu::attention_parts_with_isa(q, k, v, scale, cpu::AttentionIsa::Auto);
+}
+
+Tensor attention_bf16(const Tensor& q, const Tensor& k, const Tensor& v, const Tensor* mask, float scale,
+                      Tensor* out) {
+  profile::Scope prof("attention", profile::enabled() && q.dim() == 4 && k.dim() == 4
+                                       ? 4.0 * q.size(0) * q.size(1) * q.size(2) * k.size(2) * q.size(3)
+                                       : 0.0);
+  return cpu::attention_with_isa(q, k, v, mask, scale, out, cpu::AttentionIsa::Auto, /*round_to_bf16=*/true);
 }
 
 namespace {

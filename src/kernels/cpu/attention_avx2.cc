@@ -42,7 +42,7 @@ inline float hsum_256(__m256 v) {
 
 // 8 lanes; 4 query rows x 3 key vectors of accumulators (12 of the 16 ymm registers).
 struct Avx2 {
-  static constexpr int W = 8, R = 4, CQK = 3, CPV = 3, MB = 64, NB = 96;
+  static constexpr int W = 8, R = 4, CQK = 3, CPV = 3, MB = 64, NB = 96, DQA = 2, KA = W;
   using F = __m256;
   static F zero() { return _mm256_setzero_ps(); }
   static F load(const float* p) { return _mm256_loadu_ps(p); }
@@ -137,11 +137,11 @@ void run_tasks(const AttentionProblem& p, int64_t t0, int64_t t1, void* ws) {
 namespace qdit::kernels::cpu {
 
 AttentionVariant attention_variant_avx2() {
-  return {"avx2", &ws_bytes<Avx2F32, Avx2Bf16>, &run_tasks<Avx2F32, Avx2Bf16>};
+  return {"avx2", false, &ws_bytes<Avx2F32, Avx2Bf16>, &run_tasks<Avx2F32, Avx2Bf16>};
 }
 
 AttentionVariant attention_variant_avx512_emulated() {
-  return {"avx512-emulated", &ws_bytes<EmuF32, EmuBf16>, &run_tasks<EmuF32, EmuBf16>};
+  return {"avx512-emulated", false, &ws_bytes<EmuF32, EmuBf16>, &run_tasks<EmuF32, EmuBf16>};
 }
 
 }  // namespace qdit::kernels::cpu

@@ -24,13 +24,16 @@ inline int64_t min64(int64_t a, int64_t b) { return a < b ? a : b; }
 // same tiling: 6 query rows x 4 vectors = 24 of the 32 zmm registers hold accumulators.
 struct Geometry512 {
   static constexpr int W = 16, R = 6, CQK = 4, CPV = 4, MB = 96, NB = 128;
+  // Packing alignment: head dims (pair layout) and keys are padded with zeros to these multiples.
+  static constexpr int DQA = 2, KA = W;
 };
 
 // Layouts (E = bf16 bits with kPairs, else f32):
 //  K: tiles of W keys. f32: [tile][D][W]. pairs: [tile][Dq/2][W][2] (one vector = W keys x 2 dims).
 //  V: f32: [key][Dp]. pairs: [key/2][Dp][2] (one vector = W dims x 2 keys).
 //  Q: [MB][Dq]; P: [R][NB] (row-major, so a bf16 pair of adjacent keys is one 32-bit broadcast).
-// Dq = D (f32) or D rounded up to even (pairs); Dp = D rounded up to W; zero padding everywhere.
+// Dq = D (f32) or D rounded up to DQA (pairs); Dp = D rounded up to W; keys rounded up to KA;
+// zero padding everywhere.
 template <class V, bool kPairs, bool kRoundP>
 struct Flash {
   using F = typename V::F;
@@ -42,7 +45,7 @@ struct Flash {
     int64_t dq, dp, skv_pad;
   };
   static Geo geo(const AttentionProblem& p) {
-    return {kPairs ? round_up(p.d, 2) : p.d, round_up(p.d, W), round_up(p.skv, W)};
+    return {kPairs ? round_up(p.d, V::DQA) : p.d, round_up(p.d, W), round_up(p.skv, V::KA)};
   }
 
   struct Ws {

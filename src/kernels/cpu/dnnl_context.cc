@@ -18,7 +18,9 @@ dnnl::post_ops make_post_ops(Activation act, bool accumulate, dnnl::post_ops po)
 }
 
 dnnl::stream& dnnl_stream() {
-  static dnnl::stream s(dnnl_engine());
+  // One stream per thread: streamed blocks are packed on a prefetch thread while the caller's
+  // thread runs GEMMs, and a oneDNN stream must not be used from two threads at once.
+  thread_local dnnl::stream s(dnnl_engine());
   return s;
 }
 }  // namespace qdit::kernels::cpu

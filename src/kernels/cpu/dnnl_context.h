@@ -1,4 +1,4 @@
-// The process-wide oneDNN CPU engine and stream shared by the CPU kernels (GEMM, conv).
+// The process-wide oneDNN CPU engine and the calling thread's stream, shared by the CPU kernels (GEMM, conv).
 #pragma once
 #include <oneapi/dnnl/dnnl.hpp>
 

@@ -1,6 +1,7 @@
 #include <cmath>
 
 #include "qdit/core/error.h"
+#include "qdit/core/profile.h"
 #include "qdit/core/parallel.h"
 #include "qdit/kernels/cpu/rows.h"
 #include "qdit/kernels/elementwise.h"
@@ -64,12 +65,14 @@ void binary_dispatch(const Tensor& a, const Tensor& b, float* out, BinaryOp op) 
 }  // namespace
 
 Tensor binary(const Tensor& a, const Tensor& b, BinaryOp op) {
+  profile::Scope prof("binary");
   Tensor out = Tensor::empty(a.shape(), DType::F32);
   binary_dispatch(a, b, out.data<float>(), op);
   return out;
 }
 
 void binary_inplace(Tensor& a, const Tensor& b, BinaryOp op) {
+  profile::Scope prof("binary");
   QDIT_CHECK(a.is_contiguous(), "[binary_inplace] destination ", a.desc(), " must be contiguous");
   binary_dispatch(a, b, a.data<float>(), op);
 }
@@ -77,6 +80,7 @@ void binary_inplace(Tensor& a, const Tensor& b, BinaryOp op) {
 void add_inplace(Tensor& a, const Tensor& b) { binary_inplace(a, b, BinaryOp::Add); }
 
 void scale_inplace(Tensor& a, float s) {
+  profile::Scope prof("scale");
   require_f32(a, "scale");
   QDIT_CHECK(a.is_contiguous(), "[scale] tensor must be contiguous");
   float* p = a.data<float>();
@@ -86,6 +90,7 @@ void scale_inplace(Tensor& a, float s) {
 }
 
 void activation_inplace(Tensor& x, Activation a) {
+  profile::Scope prof("activation");
   require_f32(x, "activation");
   QDIT_CHECK(x.is_contiguous(), "[activation] tensor must be contiguous");
   float* p = x.data<float>();
@@ -95,12 +100,14 @@ void activation_inplace(Tensor& x, Activation a) {
 }
 
 Tensor activation(const Tensor& x, Activation a) {
+  profile::Scope prof("activation");
   Tensor y = x.contiguous().clone();
   activation_inplace(y, a);
   return y;
 }
 
 Tensor quick_gelu(const Tensor& x) {
+  profile::Scope prof("activation");
   require_f32(x, "quick_gelu");
   Tensor y = x.contiguous().clone();
   float* p = y.data<float>();
@@ -127,6 +134,7 @@ ModRow mod_row(const Tensor& t, int64_t batch, int64_t dim, const char* op) {
 }  // namespace
 
 Tensor modulate(const Tensor& x_in, const Tensor& shift, const Tensor& scale) {
+  profile::Scope prof("modulate");
   require_f32(x_in, "modulate");
   QDIT_CHECK(x_in.dim() == 3, "[modulate] x must be [B, S, D], got ", x_in.desc());
   Tensor x = x_in.contiguous();
@@ -148,6 +156,7 @@ Tensor modulate(const Tensor& x_in, const Tensor& shift, const Tensor& scale) {
 }
 
 void gated_residual_inplace(Tensor& y, const Tensor& x_in, const Tensor& gate) {
+  profile::Scope prof("gated_residual");
   require_f32(y, "gated_residual");
   require_f32(x_in, "gated_residual");
   QDIT_CHECK(y.is_contiguous() && y.dim() == 3 && x_in.shape() == y.shape(), "[gated_residual] y ", y.desc(),

@@ -1,11 +1,13 @@
 #include <cstring>
 
 #include "qdit/core/error.h"
+#include "qdit/core/profile.h"
 #include "qdit/kernels/layout.h"
 
 namespace qdit::kernels {
 
 Tensor concat(const std::vector<Tensor>& parts, int64_t dim) {
+  profile::Scope prof("concat");
   QDIT_CHECK(!parts.empty(), "[concat] no inputs");
   const Tensor& first = parts[0];
   if (dim < 0) dim += first.dim();
@@ -39,6 +41,8 @@ Tensor concat(const std::vector<Tensor>& parts, int64_t dim) {
   return out;
 }
 
-Tensor materialize(const Tensor& view) { return view.clone(); }
-
+Tensor materialize(const Tensor& view) {
+  profile::Scope prof("copy");
+  return view.clone();
+}
 }  // namespace qdit::kernels

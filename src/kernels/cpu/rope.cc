@@ -1,10 +1,12 @@
 #include "qdit/core/error.h"
+#include "qdit/core/profile.h"
 #include "qdit/core/parallel.h"
 #include "qdit/kernels/rope.h"
 
 namespace qdit::kernels {
 
 Tensor rope_interleaved(const Tensor& x, const Tensor& cos_in, const Tensor& sin_in) {
+  profile::Scope prof("rope");
   QDIT_CHECK(x.dim() == 4 && x.dtype() == DType::F32, "[rope] x must be f32 [B, S, H, D], got ", x.desc());
   const int64_t B = x.size(0), S = x.size(1), H = x.size(2), D = x.size(3);
   QDIT_CHECK(D % 2 == 0, "[rope] head dim ", D, " must be even");

@@ -231,6 +231,7 @@ void TiledLinear::forward_into(const Tensor& x_in, Tensor& y, const GemmOptions&
 }
 
 std::unique_ptr<LinearKernel> make_float_linear(const Tensor& weight, const Tensor& bias, DType compute) {
+  if (compute == DType::F16) return make_f16_compute_linear(make_f16_row_decoder(weight), bias);
   if (compute == DType::F32 || native_bf16_gemm_available())
     return std::make_unique<PackedLinear>(weight, bias, compute);
   QDIT_CHECK(compute == DType::BF16, "[linear] unsupported compute dtype ", dtype_name(compute));

@@ -76,13 +76,9 @@ JointBlock::JointBlock(const nn::WeightBinder& b, int64_t dim, int64_t heads, co
   norm1_ = nn::Linear(b.sub("norm1"), "linear", d, 6 * d, false, ctx);
   norm1_ctx_ = nn::Linear(b.sub("norm1_context"), "linear", d, 6 * d, false, ctx);
   const nn::WeightBinder a = b.sub("attn");
-  q_ = nn::Linear(a, "to_q", d, d, false, ctx);
-  k_ = nn::Linear(a, "to_k", d, d, false, ctx);
-  v_ = nn::Linear(a, "to_v", d, d, false, ctx);
+  qkv_ = nn::LinearGroup(a, {"to_q", "to_k", "to_v"}, "to_qkv", d, {d, d, d}, false, ctx);
   out_ = nn::Linear(a, "to_out.0", d, d, false, ctx);
-  aq_ = nn::Linear(a, "add_q_proj", d, d, false, ctx);
-  ak_ = nn::Linear(a, "add_k_proj", d, d, false, ctx);
-  av_ = nn::Linear(a, "add_v_proj", d, d, false, ctx);
+  add_qkv_ = nn::LinearGroup(a, {"add_q_proj", "add_k_proj", "add_v_proj"}, "to_added_qkv", d, {d, d, d}, false, ctx);
   add_out_ = nn::Linear(a, "to_add_out", d, d, false, ctx);
   ff_ = FeedForward(b.sub("ff"), d, ctx);
   ff_ctx_ = FeedForward(b.sub("ff_context"), d, ctx);
@@ -90,32 +86,30 @@ JointBlock::JointBlock(const nn::WeightBinder& b, int64_t dim, int64_t heads, co
 
 size_t JointBlock::weight_bytes() const {
   size_t n = ff_.weight_bytes() + ff_ctx_.weight_bytes();
-  for (const nn::Linear* l : {&norm1_, &norm1_ctx_, &q_, &k_, &v_, &out_, &aq_, &ak_, &av_, &add_out_})
-    n += l->weight_bytes();
-  return n;
+  for (const nn::Linear* l : {&norm1_, &norm1_ctx_, &out_, &add_out_}) n += l->weight_bytes();
+  return n + qkv_.weight_bytes() + add_qkv_.weight_bytes();
 }
 
 void JointBlock::forward(Tensor& x, Tensor& ctx, const Tensor& silu_temb) const {
-  const int64_t batch = x.size(0), n = x.size(1), d = dim_;
+  const int64_t batch = x.size(0), d = dim_;
   check_stream(x, batch, d, "image tokens");
   check_stream(ctx, batch, d, "text tokens");
-  const int64_t l = ctx.size(1);
   const Tensor m = norm1_(silu_temb).reshape({batch, 6, d});
   const Tensor mc = norm1_ctx_(silu_temb).reshape({batch, 6, d});
 
   // Joint attention over cat([text, image]), q and k normalised per head. (The processor applies
   // norm_added_q to the text keys; it is identical to norm_added_k.)
-  Tensor a;
+  Tensor a_img, a_txt;
   {
     const Tensor h = norm1(x, m), hc = norm1(ctx, mc);
-    const Tensor q = kernels::concat({head_norm(aq_(hc), heads_), head_norm(q_(h), heads_)}, 1);
-    const Tensor k = kernels::concat({head_norm(ak_(hc), heads_), head_norm(k_(h), heads_)}, 1);
-    const Tensor v = kernels::concat({av_(hc), v_(h)}, 1);
-    a = nn::multi_head_attention(q, k, v, heads_, nullptr, 0.0f, compute_);  // [B, L+N, D]
+    const std::vector<Tensor> img = qkv_(h), txt = add_qkv_(hc);
+    // Attention over cat([text, image]) without concatenating: one output per stream.
+    const std::vector<Tensor> a = nn::joint_attention(
+        {head_norm(txt[0], heads_), head_norm(img[0], heads_)}, {head_norm(txt[1], heads_), head_norm(img[1], heads_)},
+        {txt[2], img[2]}, heads_, compute_);
+    a_txt = add_out_(a[0]);
+    a_img = out_(a[1]);
   }
-  const Tensor a_img = out_(a.slice(1, l, l + n).contiguous());
-  const Tensor a_txt = add_out_(a.slice(1, 0, l).contiguous());
-  a = Tensor();
   attention_tail(x, a_img, m, ff_);
   attention_tail(ctx, a_txt, mc, ff_ctx_);
 }
@@ -125,17 +119,15 @@ SingleBlock::SingleBlock(const nn::WeightBinder& b, int64_t dim, int64_t heads, 
   const int64_t d = dim;
   norm1_ = nn::Linear(b.sub("norm1"), "linear", d, 6 * d, false, ctx);
   const nn::WeightBinder a = b.sub("attn");
-  q_ = nn::Linear(a, "to_q", d, d, false, ctx);
-  k_ = nn::Linear(a, "to_k", d, d, false, ctx);
-  v_ = nn::Linear(a, "to_v", d, d, false, ctx);
+  qkv_ = nn::LinearGroup(a, {"to_q", "to_k", "to_v"}, "to_qkv", d, {d, d, d}, false, ctx);
   out_ = nn::Linear(a, "to_out.0", d, d, false, ctx);
   ff_ = FeedForward(b.sub("ff"), d, ctx);
 }
 
 size_t SingleBlock::weight_bytes() const {
   size_t n = ff_.weight_bytes();
-  for (const nn::Linear* l : {&norm1_, &q_, &k_, &v_, &out_}) n += l->weight_bytes();
-  return n;
+  for (const nn::Linear* l : {&norm1_, &out_}) n += l->weight_bytes();
+  return n + qkv_.weight_bytes();
 }
 
 void SingleBlock::forward(Tensor& x, const Tensor& silu_temb) const {
@@ -145,7 +137,8 @@ void SingleBlock::forward(Tensor& x, const Tensor& silu_temb) const {
   Tensor a;
   {
     const Tensor h = norm1(x, m);
-    a = out_(nn::multi_head_attention(head_norm(q_(h), heads_), head_norm(k_(h), heads_), v_(h), heads_, nullptr,
+    const std::vector<Tensor> qkv = qkv_(h);
+    a = out_(nn::multi_head_attention(head_norm(qkv[0], heads_), head_norm(qkv[1], heads_), qkv[2], heads_, nullptr,
                                       0.0f, compute_));
   }
   attention_tail(x, a, m, ff_);

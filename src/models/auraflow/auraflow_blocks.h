@@ -8,6 +8,7 @@
 
 #include "qdit/core/tensor.h"
 #include "qdit/nn/linear.h"
+#include "qdit/nn/linear_group.h"
 
 namespace qdit::models::auraflow {
 
@@ -41,8 +42,8 @@ class JointBlock {
   int64_t dim_ = 0, heads_ = 0;
   DType compute_ = DType::F32;
   nn::Linear norm1_, norm1_ctx_;       // norm1.linear, norm1_context.linear [6D, D], no bias
-  nn::Linear q_, k_, v_, out_;         // attn.to_q/k/v, attn.to_out.0 (image stream)
-  nn::Linear aq_, ak_, av_, add_out_;  // attn.add_q/k/v_proj, attn.to_add_out (text stream)
+  nn::LinearGroup qkv_, add_qkv_;      // attn.to_q/k/v (image), attn.add_q/k/v_proj (text)
+  nn::Linear out_, add_out_;           // attn.to_out.0, attn.to_add_out
   FeedForward ff_, ff_ctx_;
 };
 
@@ -60,7 +61,8 @@ class SingleBlock {
   int64_t dim_ = 0, heads_ = 0;
   DType compute_ = DType::F32;
   nn::Linear norm1_;            // norm1.linear [6D, D], no bias
-  nn::Linear q_, k_, v_, out_;  // attn.to_q/k/v, attn.to_out.0
+  nn::LinearGroup qkv_;         // attn.to_q/k/v
+  nn::Linear out_;              // attn.to_out.0
   FeedForward ff_;
 };
 

@@ -3,6 +3,7 @@
 #include <cmath>
 
 #include "qdit/core/error.h"
+#include "qdit/models/dit_inputs.h"
 #include "qdit/kernels/elementwise.h"
 #include "qdit/kernels/layout.h"
 #include "qdit/models/registry.h"
@@ -22,7 +23,6 @@ bool explicit_null(const io::JsonConfig& cfg, const std::string& key) {
   return it != cfg.raw().end() && it->is_null();
 }
 
-std::string desc_or_undefined(const Tensor& t) { return t.defined() ? t.desc() : std::string("undefined"); }
 
 Tensor as_f32(const Tensor& t) { return t.dtype() == DType::F32 ? t.contiguous() : t.to(DType::F32); }
 
@@ -93,12 +93,16 @@ AuraFlowTransformer::AuraFlowTransformer(const ModelSource& src) {
   context_embedder_ = nn::Linear(root, "context_embedder", cfg_.joint_attention_dim, cfg_.caption_projection_dim,
                                  false, ctx);
 
-  joint_blocks_.reserve(static_cast<size_t>(cfg_.num_mmdit_layers));
-  for (int64_t i = 0; i < cfg_.num_mmdit_layers; ++i)
-    joint_blocks_.emplace_back(root.sub("joint_transformer_blocks", i), d, cfg_.heads, ctx);
-  single_blocks_.reserve(static_cast<size_t>(cfg_.num_single_dit_layers));
-  for (int64_t i = 0; i < cfg_.num_single_dit_layers; ++i)
-    single_blocks_.emplace_back(root.sub("single_transformer_blocks", i), d, cfg_.heads, ctx);
+  joint_blocks_ = nn::LazyBlocks<auraflow::JointBlock>(
+      root, "joint_transformer_blocks", cfg_.num_mmdit_layers, ctx,
+      [d, heads = cfg_.heads](const nn::WeightBinder& b, int64_t, const nn::ModuleContext& c) {
+        return auraflow::JointBlock(b, d, heads, c);
+      });
+  single_blocks_ = nn::LazyBlocks<auraflow::SingleBlock>(
+      root, "single_transformer_blocks", cfg_.num_single_dit_layers, ctx,
+      [d, heads = cfg_.heads](const nn::WeightBinder& b, int64_t, const nn::ModuleContext& c) {
+        return auraflow::SingleBlock(b, d, heads, c);
+      });
 
   norm_out_ = nn::Linear(root, "norm_out.linear", d, 2 * d, false, ctx);
   proj_out_ = nn::Linear(root, "proj_out", d, p * p * cfg_.out_channels, false, ctx);
@@ -108,8 +112,7 @@ AuraFlowTransformer::AuraFlowTransformer(const ModelSource& src) {
   weight_bytes_ = pos_table_.nbytes() + register_tokens_.nbytes();
   for (const nn::Linear* l : {&patch_proj_, &time_1_, &time_2_, &context_embedder_, &norm_out_, &proj_out_})
     weight_bytes_ += l->weight_bytes();
-  for (const auraflow::JointBlock& b : joint_blocks_) weight_bytes_ += b.weight_bytes();
-  for (const auraflow::SingleBlock& b : single_blocks_) weight_bytes_ += b.weight_bytes();
+  weight_bytes_ += joint_blocks_.weight_bytes() + single_blocks_.weight_bytes();
 }
 
 Tensor AuraFlowTransformer::pos_embed(int64_t grid_h, int64_t grid_w) const {
@@ -133,12 +136,8 @@ Tensor AuraFlowTransformer::pos_embed(int64_t grid_h, int64_t grid_w) const {
 Tensor AuraFlowTransformer::forward(const DiTInputs& in) const {
   const int64_t d = cfg_.inner_dim, p = cfg_.patch_size, cin = cfg_.in_channels, cout = cfg_.out_channels;
   // ---- Input checks (every message names the input and the expected shape).
-  QDIT_CHECK(in.latents.defined() && in.latents.dim() == 4 && in.latents.size(1) == cin, kWhere,
-             "latents: expected [B, ", cin, ", H, W], got ", desc_or_undefined(in.latents));
-  const int64_t batch = in.latents.size(0), height = in.latents.size(2), width = in.latents.size(3);
-  QDIT_CHECK(batch > 0 && height > 0 && width > 0, kWhere, "latents: empty tensor ", in.latents.desc());
-  QDIT_CHECK(height % p == 0 && width % p == 0, kWhere, "latents: H and W must be multiples of patch_size ", p,
-             ", got ", in.latents.desc());
+  const PatchGrid grid = check_patched_latents(in.latents, cin, p, kWhere);
+  const int64_t batch = grid.batch, height = grid.height, width = grid.width;
   const int64_t gh = height / p, gw = width / p, n = gh * gw;
   QDIT_CHECK(gh <= cfg_.pos_grid && gw <= cfg_.pos_grid, kWhere, "latents: patch grid ", gh, "x", gw,
              " exceeds the ", cfg_.pos_grid, "x", cfg_.pos_grid, " position table (pos_embed_max_size ",
@@ -183,12 +182,12 @@ Tensor AuraFlowTransformer::forward(const DiTInputs& in) const {
   }
 
   // ---- Blocks: MMDiT on two streams, then single blocks on cat([text, image]).
-  for (const auraflow::JointBlock& blk : joint_blocks_) blk.forward(x, context, silu_temb);
-  if (!single_blocks_.empty()) {
+  joint_blocks_.for_each([&](const auraflow::JointBlock& blk) { blk.forward(x, context, silu_temb); });
+  if (single_blocks_.size() > 0) {
     const int64_t l = context.size(1);
     Tensor combined = kernels::concat({context, x}, 1);
     context = Tensor();
-    for (const auraflow::SingleBlock& blk : single_blocks_) blk.forward(combined, silu_temb);
+    single_blocks_.for_each([&](const auraflow::SingleBlock& blk) { blk.forward(combined, silu_temb); });
     x = combined.slice(1, l, l + n).contiguous();
   }
   context = Tensor();

@@ -11,6 +11,7 @@
 
 #include "qdit/models/auraflow/auraflow_blocks.h"
 #include "qdit/models/model.h"
+#include "qdit/nn/lazy_blocks.h"
 #include "qdit/nn/linear.h"
 
 namespace qdit::models {
@@ -67,8 +68,8 @@ class AuraFlowTransformer : public DiffusionTransformer {
   Tensor register_tokens_;      // [1, 8, D] f32
   nn::Linear time_1_, time_2_;  // time_step_proj.linear_1/2 (SiLU between)
   nn::Linear context_embedder_;
-  std::vector<auraflow::JointBlock> joint_blocks_;
-  std::vector<auraflow::SingleBlock> single_blocks_;
+  nn::LazyBlocks<auraflow::JointBlock> joint_blocks_;
+  nn::LazyBlocks<auraflow::SingleBlock> single_blocks_;
   nn::Linear norm_out_, proj_out_;  // norm_out.linear [2D, D] (scale, shift), proj_out; no bias
 
   mutable std::mutex pos_mu_;

@@ -137,23 +137,21 @@ ClipTextEncoder::ClipTextEncoder(const ModelSource& src, bool with_projection) :
 
   const nn::ModuleContext& ctx = src.ctx;
   nn::WeightBinder enc = tm.sub("encoder");
-  layers_.resize(static_cast<size_t>(n_layers));
-  for (int64_t i = 0; i < n_layers; ++i) {
-    nn::WeightBinder lb = enc.sub("layers", i);
-    nn::WeightBinder attn = lb.sub("self_attn");
-    Layer& l = layers_[static_cast<size_t>(i)];
-    l.layer_norm1 = nn::LayerNorm(lb, "layer_norm1", hidden_, eps);
-    l.layer_norm2 = nn::LayerNorm(lb, "layer_norm2", hidden_, eps);
-    l.q_proj = nn::Linear(attn, "q_proj", hidden_, hidden_, true, ctx);
-    l.k_proj = nn::Linear(attn, "k_proj", hidden_, hidden_, true, ctx);
-    l.v_proj = nn::Linear(attn, "v_proj", hidden_, hidden_, true, ctx);
-    l.out_proj = nn::Linear(attn, "out_proj", hidden_, hidden_, true, ctx);
-    l.fc1 = nn::Linear(lb.sub("mlp"), "fc1", hidden_, intermediate_, true, ctx);
-    l.fc2 = nn::Linear(lb.sub("mlp"), "fc2", intermediate_, hidden_, true, ctx);
-    for (const nn::Linear* lin : {&l.q_proj, &l.k_proj, &l.v_proj, &l.out_proj, &l.fc1, &l.fc2})
-      weight_bytes_ += lin->weight_bytes();
-    weight_bytes_ += static_cast<size_t>(4 * hidden_) * sizeof(float);  // two LayerNorms
-  }
+  layers_ = nn::LazyBlocks<Layer>(
+      enc, "layers", n_layers, ctx,
+      [hidden = hidden_, inter = intermediate_, eps](const nn::WeightBinder& lb, int64_t, const nn::ModuleContext& c) {
+        nn::WeightBinder attn = lb.sub("self_attn");
+        Layer l;
+        l.layer_norm1 = nn::LayerNorm(lb, "layer_norm1", hidden, eps);
+        l.layer_norm2 = nn::LayerNorm(lb, "layer_norm2", hidden, eps);
+        l.qkv = nn::LinearGroup(attn, {"q_proj", "k_proj", "v_proj"}, "qkv_proj", hidden, {hidden, hidden, hidden},
+                                true, c);
+        l.out_proj = nn::Linear(attn, "out_proj", hidden, hidden, true, c);
+        l.fc1 = nn::Linear(lb.sub("mlp"), "fc1", hidden, inter, true, c);
+        l.fc2 = nn::Linear(lb.sub("mlp"), "fc2", inter, hidden, true, c);
+        return l;
+      });
+  weight_bytes_ += layers_.weight_bytes();
   final_layer_norm_ = nn::LayerNorm(tm, "final_layer_norm", hidden_, eps);
   weight_bytes_ += static_cast<size_t>(2 * hidden_) * sizeof(float);
   if (with_projection_) {
@@ -163,6 +161,12 @@ ClipTextEncoder::ClipTextEncoder(const ModelSource& src, bool with_projection) :
   // Throws listing every missing / wrong-shape tensor; text_model.embeddings.position_ids (a
   // buffer older checkpoints carry) and, for CLIPTextModel, a text_projection stay unused.
   root.finish();
+}
+
+size_t ClipTextEncoder::Layer::weight_bytes() const {
+  size_t n = static_cast<size_t>(4 * out_proj.out_features()) * sizeof(float) + qkv.weight_bytes();  // + 2 LayerNorms
+  for (const nn::Linear* lin : {&out_proj, &fc1, &fc2}) n += lin->weight_bytes();
+  return n;
 }
 
 std::vector<int64_t> ClipTextEncoder::pooling_positions(const Tensor& ids) const {
@@ -201,7 +205,8 @@ Tensor ClipTextEncoder::embed(const std::vector<int64_t>& ids, int64_t batch, in
 // Pre-LN block, in place on x: x += out_proj(attn(LN1 x)); x += fc2(act(fc1(LN2 x))).
 void ClipTextEncoder::run_layer(const Layer& l, Tensor& x, const Tensor& mask) const {
   Tensor h = l.layer_norm1(x);
-  Tensor q = l.q_proj(h), k = l.k_proj(h), v = l.v_proj(h);
+  std::vector<Tensor> qkv = l.qkv(h);
+  Tensor q = qkv[0], k = qkv[1], v = qkv[2];
   Tensor a = nn::multi_head_attention(q, k, v, heads_, &mask, 0.0f, compute_);
   l.out_proj.forward_into(a, x, {kernels::Activation::None, /*accumulate=*/true});
   h = l.layer_norm2(x);
@@ -224,10 +229,10 @@ TextEncoderOutput ClipTextEncoder::encode(const Tensor& ids, const Tensor& atten
   TextEncoderOutput out;
   Tensor x = embed(v, batch, len);
   if (output_hidden_states) out.hidden_states.push_back(x.clone());
-  for (const Layer& l : layers_) {
+  layers_.for_each([&](const Layer& l) {
     run_layer(l, x, mask);
     if (output_hidden_states) out.hidden_states.push_back(x.clone());
-  }
+  });
   out.last_hidden_state = final_layer_norm_(x);
   out.pooled = gather_rows(out.last_hidden_state, pooling_positions(ids));
   if (with_projection_) out.text_embeds = text_projection_(out.pooled);

@@ -8,7 +8,9 @@
 #include "qdit/kernels/gemm.h"
 #include "qdit/models/model.h"
 #include "qdit/nn/layers.h"
+#include "qdit/nn/lazy_blocks.h"
 #include "qdit/nn/linear.h"
+#include "qdit/nn/linear_group.h"
 
 namespace qdit::models {
 
@@ -34,7 +36,7 @@ class ClipTextEncoder : public TextEncoder {
 
   bool with_projection() const { return with_projection_; }
   int64_t projection_dim() const { return projection_dim_; }
-  int64_t num_layers() const { return static_cast<int64_t>(layers_.size()); }
+  int64_t num_layers() const { return layers_.size(); }
   int64_t max_positions() const { return max_positions_; }
   int64_t eos_token_id() const { return eos_token_id_; }
 
@@ -45,7 +47,9 @@ class ClipTextEncoder : public TextEncoder {
  private:
   struct Layer {
     nn::LayerNorm layer_norm1, layer_norm2;
-    nn::Linear q_proj, k_proj, v_proj, out_proj, fc1, fc2;
+    nn::LinearGroup qkv;  // q_proj, k_proj, v_proj
+    nn::Linear out_proj, fc1, fc2;
+    size_t weight_bytes() const;
   };
 
   Tensor embed(const std::vector<int64_t>& ids, int64_t batch, int64_t len) const;
@@ -61,7 +65,7 @@ class ClipTextEncoder : public TextEncoder {
 
   Tensor token_embedding_;     // [vocab, D] as stored (may be f16/bf16); rows converted on lookup
   Tensor position_embedding_;  // [max_positions, D] f32
-  std::vector<Layer> layers_;
+  nn::LazyBlocks<Layer> layers_;
   nn::LayerNorm final_layer_norm_;
   nn::Linear text_projection_;
 };

@@ -15,13 +15,10 @@ PixArtBlock::PixArtBlock(const nn::WeightBinder& b, const BlockConfig& cfg, cons
   norm1_ = nn::LayerNorm(b, "norm1", d, cfg.eps, cfg.norm_affine);
   norm2_ = nn::LayerNorm(b, "norm2", d, cfg.eps, cfg.norm_affine);
   const nn::WeightBinder a1 = b.sub("attn1"), a2 = b.sub("attn2");
-  q1_ = nn::Linear(a1, "to_q", d, d, cfg.attention_bias, ctx);
-  k1_ = nn::Linear(a1, "to_k", d, d, cfg.attention_bias, ctx);
-  v1_ = nn::Linear(a1, "to_v", d, d, cfg.attention_bias, ctx);
+  qkv1_ = nn::LinearGroup(a1, {"to_q", "to_k", "to_v"}, "to_qkv", d, {d, d, d}, cfg.attention_bias, ctx);
   o1_ = nn::Linear(a1, "to_out.0", d, d, true, ctx);
   q2_ = nn::Linear(a2, "to_q", d, d, cfg.attention_bias, ctx);
-  k2_ = nn::Linear(a2, "to_k", cfg.cross_dim, d, cfg.attention_bias, ctx);
-  v2_ = nn::Linear(a2, "to_v", cfg.cross_dim, d, cfg.attention_bias, ctx);
+  kv2_ = nn::LinearGroup(a2, {"to_k", "to_v"}, "to_kv", cfg.cross_dim, {d, d}, cfg.attention_bias, ctx);
   o2_ = nn::Linear(a2, "to_out.0", d, d, true, ctx);
   ff1_ = nn::Linear(b, "ff.net.0.proj", d, cfg.ff_inner, true, ctx);
   ff2_ = nn::Linear(b, "ff.net.2", cfg.ff_inner, d, true, ctx);
@@ -30,7 +27,8 @@ PixArtBlock::PixArtBlock(const nn::WeightBinder& b, const BlockConfig& cfg, cons
 size_t PixArtBlock::weight_bytes() const {
   size_t n = table_.defined() ? table_.nbytes() : 0;
   if (cfg_.norm_affine) n += 4 * static_cast<size_t>(cfg_.dim) * sizeof(float);
-  for (const nn::Linear* l : {&q1_, &k1_, &v1_, &o1_, &q2_, &k2_, &v2_, &o2_, &ff1_, &ff2_}) n += l->weight_bytes();
+  for (const nn::Linear* l : {&o1_, &q2_, &o2_, &ff1_, &ff2_}) n += l->weight_bytes();
+  n += qkv1_.weight_bytes() + kv2_.weight_bytes();
   return n;
 }
 
@@ -54,14 +52,15 @@ void PixArtBlock::forward(Tensor& x, const Tensor& t6, const Tensor& context, co
   // 1. Self-attention on the modulated norm, gated residual.
   {
     const Tensor h = norm_modulate(norm1_, x, shift_msa, scale_msa);
-    const Tensor a = nn::multi_head_attention(q1_(h), k1_(h), v1_(h), cfg_.heads, nullptr, 0.0f, compute_);
+    const std::vector<Tensor> qkv = qkv1_(h);
+    const Tensor a = nn::multi_head_attention(qkv[0], qkv[1], qkv[2], cfg_.heads, nullptr, 0.0f, compute_);
     kernels::gated_residual_inplace(x, o1_(a), gate_msa);
   }
   // 2. Cross-attention: PixArt feeds the un-normalised hidden states (norm2 is not applied here);
   //    the plain residual add is fused into the output projection.
   {
-    const Tensor a = nn::multi_head_attention(q2_(x), k2_(context), v2_(context), cfg_.heads, mask_bias, 0.0f,
-                                              compute_);
+    const std::vector<Tensor> kv = kv2_(context);
+    const Tensor a = nn::multi_head_attention(q2_(x), kv[0], kv[1], cfg_.heads, mask_bias, 0.0f, compute_);
     kernels::GemmOptions acc;
     acc.accumulate = true;
     o2_.forward_into(a, x, acc);

@@ -8,6 +8,7 @@
 #include "qdit/kernels/gemm.h"
 #include "qdit/nn/layers.h"
 #include "qdit/nn/linear.h"
+#include "qdit/nn/linear_group.h"
 
 namespace qdit::models::pixart {
 
@@ -42,8 +43,10 @@ class PixArtBlock {
   DType compute_ = DType::F32;
   Tensor table_;  // scale_shift_table [6, D] f32
   nn::LayerNorm norm1_, norm2_;
-  nn::Linear q1_, k1_, v1_, o1_;  // attn1 (self)
-  nn::Linear q2_, k2_, v2_, o2_;  // attn2 (cross)
+  nn::LinearGroup qkv1_;          // attn1 to_q/k/v (self)
+  nn::Linear o1_;                 // attn1 to_out.0
+  nn::Linear q2_, o2_;            // attn2 to_q, to_out.0 (cross)
+  nn::LinearGroup kv2_;           // attn2 to_k/v on the caption
   nn::Linear ff1_, ff2_;          // ff.net.0.proj, ff.net.2
 };
 

@@ -3,6 +3,7 @@
 #include <algorithm>
 
 #include "qdit/core/error.h"
+#include "qdit/models/dit_inputs.h"
 #include "qdit/kernels/elementwise.h"
 #include "qdit/kernels/norm.h"
 #include "qdit/models/registry.h"
@@ -129,8 +130,9 @@ PixArtTransformer::PixArtTransformer(const ModelSource& src) {
     const Tensor w = pe.get("weight", {d, cfg_.in_channels, p, p});
     const Tensor b = pe.get("bias", {d});
     if (w.defined() && b.defined())
-      patch_proj_ = ctx.linear_factory->make(root.path("pos_embed.proj"),
-                                             w.contiguous().reshape({d, cfg_.in_channels * p * p}), b, ctx.compute);
+      // A Conv2d, not a Linear: the float factory, since quantization covers Linear layers only.
+      patch_proj_ = nn::LinearFactory().make(root.path("pos_embed.proj"),
+                                               w.contiguous().reshape({d, cfg_.in_channels * p * p}), b, ctx.compute);
   }
 
   const nn::WeightBinder ada = root.sub("adaln_single");
@@ -158,8 +160,9 @@ PixArtTransformer::PixArtTransformer(const ModelSource& src) {
   bc.attention_bias = cfg_.attention_bias;
   bc.norm_affine = cfg_.norm_elementwise_affine;
   bc.ff_act = cfg_.ff_act;
-  blocks_.reserve(static_cast<size_t>(cfg_.num_layers));
-  for (int64_t i = 0; i < cfg_.num_layers; ++i) blocks_.emplace_back(root.sub("transformer_blocks", i), bc, ctx);
+  blocks_ = nn::LazyBlocks<pixart::PixArtBlock>(
+      root, "transformer_blocks", cfg_.num_layers, ctx,
+      [bc](const nn::WeightBinder& b, int64_t, const nn::ModuleContext& c) { return pixart::PixArtBlock(b, bc, c); });
 
   final_table_ = nn::to_f32_param(root.get("scale_shift_table", {2, d}));
   proj_out_ = nn::Linear(root, "proj_out", d, p * p * cfg_.out_channels, true, ctx);
@@ -170,7 +173,7 @@ PixArtTransformer::PixArtTransformer(const ModelSource& src) {
                   resolution_embedder_.weight_bytes() + aspect_ratio_embedder_.weight_bytes() +
                   adaln_linear_.weight_bytes() + caption_projection_.weight_bytes() + final_table_.nbytes() +
                   proj_out_.weight_bytes();
-  for (const pixart::PixArtBlock& b : blocks_) weight_bytes_ += b.weight_bytes();
+  weight_bytes_ += blocks_.weight_bytes();
 }
 
 Tensor PixArtTransformer::pos_embed(int64_t grid_h, int64_t grid_w) const {
@@ -213,13 +216,8 @@ Tensor PixArtTransformer::forward(const DiTInputs& in) const { return forward(in
 Tensor PixArtTransformer::forward(const DiTInputs& in, const PixArtSizeConditions* sizes) const {
   const int64_t d = cfg_.inner_dim, p = cfg_.patch_size, cin = cfg_.in_channels, cout = cfg_.out_channels;
   // ---- Input checks (every message names the input and the expected shape).
-  QDIT_CHECK(in.latents.defined() && in.latents.dim() == 4 && in.latents.size(1) == cin, kWhere,
-             "latents: expected [B, ", cin, ", H, W], got ",
-             in.latents.defined() ? in.latents.desc() : std::string("undefined"));
-  const int64_t batch = in.latents.size(0), height = in.latents.size(2), width = in.latents.size(3);
-  QDIT_CHECK(batch > 0 && height > 0 && width > 0, kWhere, "latents: empty tensor ", in.latents.desc());
-  QDIT_CHECK(height % p == 0 && width % p == 0, kWhere, "latents: H and W must be multiples of patch_size ", p,
-             ", got ", in.latents.desc());
+  const PatchGrid grid = check_patched_latents(in.latents, cin, p, kWhere);
+  const int64_t batch = grid.batch, height = grid.height, width = grid.width;
   const int64_t ctx_dim = cfg_.caption_channels > 0 ? cfg_.caption_channels : cfg_.cross_attention_dim;
   const Tensor& ehs = in.encoder_hidden_states;
   QDIT_CHECK(ehs.defined() && ehs.dim() == 3 && ehs.size(0) == batch && ehs.size(1) > 0 && ehs.size(2) == ctx_dim,
@@ -265,7 +263,7 @@ Tensor PixArtTransformer::forward(const DiTInputs& in, const PixArtSizeCondition
 
   // ---- Blocks.
   const Tensor* bias = mask_bias.defined() ? &mask_bias : nullptr;
-  for (const pixart::PixArtBlock& blk : blocks_) blk.forward(x, t6, context, bias);
+  blocks_.for_each([&](const pixart::PixArtBlock& blk) { blk.forward(x, t6, context, bias); });
 
   // ---- Final layer: (table[2, D] + embedded_timestep) -> shift, scale; LN; modulate; proj_out.
   Tensor mod = Tensor::empty({batch, 2, d}, DType::F32);

@@ -12,6 +12,7 @@
 #include "qdit/kernels/gemm.h"
 #include "qdit/models/model.h"
 #include "qdit/models/pixart/pixart_block.h"
+#include "qdit/nn/lazy_blocks.h"
 #include "qdit/nn/linear.h"
 
 namespace qdit::models {
@@ -88,7 +89,7 @@ class PixArtTransformer : public DiffusionTransformer {
   pixart::Mlp2 timestep_embedder_, resolution_embedder_, aspect_ratio_embedder_;
   nn::Linear adaln_linear_;
   pixart::Mlp2 caption_projection_;  // fc1 undefined when caption_channels is null
-  std::vector<pixart::PixArtBlock> blocks_;
+  nn::LazyBlocks<pixart::PixArtBlock> blocks_;
   Tensor final_table_;  // scale_shift_table [2, D] f32
   nn::Linear proj_out_;
 

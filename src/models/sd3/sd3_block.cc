@@ -20,13 +20,9 @@ JointBlock::JointBlock(const nn::WeightBinder& b, int64_t dim, int64_t heads, bo
   norm1_ = nn::Linear(b.sub("norm1"), "linear", d, 6 * d, true, ctx);
   norm1_ctx_ = nn::Linear(b.sub("norm1_context"), "linear", d, (pre_only_ ? 2 : 6) * d, true, ctx);
   const nn::WeightBinder a = b.sub("attn");
-  q_ = nn::Linear(a, "to_q", d, d, true, ctx);
-  k_ = nn::Linear(a, "to_k", d, d, true, ctx);
-  v_ = nn::Linear(a, "to_v", d, d, true, ctx);
+  qkv_ = nn::LinearGroup(a, {"to_q", "to_k", "to_v"}, "to_qkv", d, {d, d, d}, true, ctx);
   out_ = nn::Linear(a, "to_out.0", d, d, true, ctx);
-  aq_ = nn::Linear(a, "add_q_proj", d, d, true, ctx);
-  ak_ = nn::Linear(a, "add_k_proj", d, d, true, ctx);
-  av_ = nn::Linear(a, "add_v_proj", d, d, true, ctx);
+  add_qkv_ = nn::LinearGroup(a, {"add_q_proj", "add_k_proj", "add_v_proj"}, "to_added_qkv", d, {d, d, d}, true, ctx);
   ff1_ = nn::Linear(b, "ff.net.0.proj", d, kFfMult * d, true, ctx);
   ff2_ = nn::Linear(b, "ff.net.2", kFfMult * d, d, true, ctx);
   if (!pre_only_) {
@@ -38,14 +34,13 @@ JointBlock::JointBlock(const nn::WeightBinder& b, int64_t dim, int64_t heads, bo
 
 size_t JointBlock::weight_bytes() const {
   size_t n = 0;
-  for (const nn::Linear* l : {&norm1_, &norm1_ctx_, &q_, &k_, &v_, &out_, &aq_, &ak_, &av_, &add_out_, &ff1_, &ff2_,
-                              &cff1_, &cff2_})
+  for (const nn::Linear* l : {&norm1_, &norm1_ctx_, &out_, &add_out_, &ff1_, &ff2_, &cff1_, &cff2_})
     n += l->weight_bytes();
-  return n;
+  return n + qkv_.weight_bytes() + add_qkv_.weight_bytes();
 }
 
 void JointBlock::forward(Tensor& x, Tensor& ctx, const Tensor& silu_temb) const {
-  const int64_t batch = x.size(0), n = x.size(1), d = dim_;
+  const int64_t batch = x.size(0), d = dim_;
   QDIT_CHECK(x.is_contiguous() && x.dim() == 3 && x.size(2) == d, "[JointTransformerBlock] expected contiguous [B, N, ",
              d, "] image tokens, got ", x.desc());
   QDIT_CHECK(ctx.is_contiguous() && ctx.dim() == 3 && ctx.size(0) == batch && ctx.size(2) == d,
@@ -61,13 +56,12 @@ void JointBlock::forward(Tensor& x, Tensor& ctx, const Tensor& silu_temb) const 
     // AdaLayerNormContinuous splits (scale, shift); AdaLayerNormZero (shift, scale, ...).
     const Tensor hc = pre_only_ ? kernels::layer_norm_modulate(ctx, mc.select(1, 1), mc.select(1, 0), kNormEps)
                                 : kernels::layer_norm_modulate(ctx, mc.select(1, 0), mc.select(1, 1), kNormEps);
-    const Tensor q = kernels::concat({q_(h), aq_(hc)}, 1);
-    const Tensor k = kernels::concat({k_(h), ak_(hc)}, 1);
-    const Tensor v = kernels::concat({v_(h), av_(hc)}, 1);
-    const Tensor a = nn::multi_head_attention(q, k, v, heads_, nullptr, 0.0f, compute_);  // [B, N+L, D]
-    kernels::gated_residual_inplace(x, out_(a.slice(1, 0, n).contiguous()), m.select(1, 2));
-    if (!pre_only_)
-      kernels::gated_residual_inplace(ctx, add_out_(a.slice(1, n, a.size(1)).contiguous()), mc.select(1, 2));
+    const std::vector<Tensor> img = qkv_(h), txt = add_qkv_(hc);
+    // Attention over cat([image, text]) without concatenating: one output per stream.
+    const std::vector<Tensor> a = nn::joint_attention({img[0], txt[0]}, {img[1], txt[1]}, {img[2], txt[2]}, heads_,
+                                                      compute_);
+    kernels::gated_residual_inplace(x, out_(a[0]), m.select(1, 2));
+    if (!pre_only_) kernels::gated_residual_inplace(ctx, add_out_(a[1]), mc.select(1, 2));
   }
 
   // 2. Feed-forwards on norm2(.) * (1 + scale_mlp) + shift_mlp, GELU-tanh fused into the first GEMM.

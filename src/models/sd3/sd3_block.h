@@ -6,6 +6,7 @@
 
 #include "qdit/core/tensor.h"
 #include "qdit/nn/linear.h"
+#include "qdit/nn/linear_group.h"
 
 namespace qdit::models::sd3 {
 
@@ -29,8 +30,8 @@ class JointBlock {
   bool pre_only_ = false;
   DType compute_ = DType::F32;
   nn::Linear norm1_, norm1_ctx_;       // norm1.linear [6D], norm1_context.linear [6D or 2D]
-  nn::Linear q_, k_, v_, out_;         // attn.to_q/k/v, attn.to_out.0 (image stream)
-  nn::Linear aq_, ak_, av_, add_out_;  // attn.add_q/k/v_proj, attn.to_add_out (text stream)
+  nn::LinearGroup qkv_, add_qkv_;      // attn.to_q/k/v (image), attn.add_q/k/v_proj (text)
+  nn::Linear out_, add_out_;           // attn.to_out.0, attn.to_add_out
   nn::Linear ff1_, ff2_;               // ff.net.0.proj, ff.net.2
   nn::Linear cff1_, cff2_;             // ff_context.net.0.proj, ff_context.net.2
 };

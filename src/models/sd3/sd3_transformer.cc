@@ -1,6 +1,7 @@
 #include "qdit/models/sd3/sd3_transformer.h"
 
 #include "qdit/core/error.h"
+#include "qdit/models/dit_inputs.h"
 #include "qdit/kernels/elementwise.h"
 #include "qdit/kernels/norm.h"
 #include "qdit/models/registry.h"
@@ -20,7 +21,6 @@ bool explicit_null(const io::JsonConfig& cfg, const std::string& key) {
   return it != cfg.raw().end() && it->is_null();
 }
 
-std::string desc_or_undefined(const Tensor& t) { return t.defined() ? t.desc() : std::string("undefined"); }
 
 }  // namespace
 
@@ -86,8 +86,9 @@ SD3Transformer::SD3Transformer(const ModelSource& src) {
     const Tensor w = pe.get("proj.weight", {d, cfg_.in_channels, p, p});
     const Tensor b = pe.get("proj.bias", {d});
     if (w.defined() && b.defined())
-      patch_proj_ = ctx.linear_factory->make(root.path("pos_embed.proj"),
-                                             w.contiguous().reshape({d, cfg_.in_channels * p * p}), b, ctx.compute);
+      // A Conv2d, not a Linear: the float factory, since quantization covers Linear layers only.
+      patch_proj_ = nn::LinearFactory().make(root.path("pos_embed.proj"),
+                                               w.contiguous().reshape({d, cfg_.in_channels * p * p}), b, ctx.compute);
     if (mx > 0) {
       // With pos_embed_max_size the table is a persistent buffer: diffusers loads the checkpoint's
       // copy. Without it in the checkpoint, it is what PatchEmbed.__init__ computes (base_size =
@@ -106,9 +107,12 @@ SD3Transformer::SD3Transformer(const ModelSource& src) {
   context_embedder_ = nn::Linear(root, "context_embedder", cfg_.joint_attention_dim, cfg_.caption_projection_dim,
                                  true, ctx);
 
-  blocks_.reserve(static_cast<size_t>(cfg_.num_layers));
-  for (int64_t i = 0; i < cfg_.num_layers; ++i)
-    blocks_.emplace_back(root.sub("transformer_blocks", i), d, cfg_.heads, i == cfg_.num_layers - 1, ctx);
+  blocks_ = nn::LazyBlocks<sd3::JointBlock>(
+      root, "transformer_blocks", cfg_.num_layers, ctx,
+      [d, heads = cfg_.heads, last = cfg_.num_layers - 1](const nn::WeightBinder& b, int64_t i,
+                                                          const nn::ModuleContext& c) {
+        return sd3::JointBlock(b, d, heads, i == last, c);
+      });
 
   norm_out_ = nn::Linear(root, "norm_out.linear", d, 2 * d, true, ctx);
   proj_out_ = nn::Linear(root, "proj_out", d, p * p * cfg_.out_channels, true, ctx);
@@ -118,7 +122,7 @@ SD3Transformer::SD3Transformer(const ModelSource& src) {
   weight_bytes_ = (patch_proj_ ? patch_proj_->weight_bytes() : 0) + (pos_table_.defined() ? pos_table_.nbytes() : 0);
   for (const nn::Linear* l : {&time_1_, &time_2_, &text_1_, &text_2_, &context_embedder_, &norm_out_, &proj_out_})
     weight_bytes_ += l->weight_bytes();
-  for (const sd3::JointBlock& b : blocks_) weight_bytes_ += b.weight_bytes();
+  weight_bytes_ += blocks_.weight_bytes();
 }
 
 Tensor SD3Transformer::pos_embed(int64_t grid_h, int64_t grid_w) const {
@@ -147,12 +151,8 @@ Tensor SD3Transformer::pos_embed(int64_t grid_h, int64_t grid_w) const {
 Tensor SD3Transformer::forward(const DiTInputs& in) const {
   const int64_t d = cfg_.inner_dim, p = cfg_.patch_size, cin = cfg_.in_channels, cout = cfg_.out_channels;
   // ---- Input checks (every message names the input and the expected shape).
-  QDIT_CHECK(in.latents.defined() && in.latents.dim() == 4 && in.latents.size(1) == cin, kWhere,
-             "latents: expected [B, ", cin, ", H, W], got ", desc_or_undefined(in.latents));
-  const int64_t batch = in.latents.size(0), height = in.latents.size(2), width = in.latents.size(3);
-  QDIT_CHECK(batch > 0 && height > 0 && width > 0, kWhere, "latents: empty tensor ", in.latents.desc());
-  QDIT_CHECK(height % p == 0 && width % p == 0, kWhere, "latents: H and W must be multiples of patch_size ", p,
-             ", got ", in.latents.desc());
+  const PatchGrid grid = check_patched_latents(in.latents, cin, p, kWhere);
+  const int64_t batch = grid.batch, height = grid.height, width = grid.width;
   const int64_t gh = height / p, gw = width / p, n = gh * gw;
   const int64_t mx = cfg_.pos_embed_max_size;
   QDIT_CHECK(mx == 0 || (gh <= mx && gw <= mx), kWhere, "latents: patch grid ", gh, "x", gw,
@@ -196,7 +196,7 @@ Tensor SD3Transformer::forward(const DiTInputs& in) const {
   Tensor context = context_embedder_(ehs.dtype() == DType::F32 ? ehs.contiguous() : ehs.to(DType::F32));
 
   // ---- Blocks.
-  for (const sd3::JointBlock& blk : blocks_) blk.forward(x, context, silu_temb);
+  blocks_.for_each([&](const sd3::JointBlock& blk) { blk.forward(x, context, silu_temb); });
   context = Tensor();
 
   // ---- Final layer: AdaLayerNormContinuous splits (scale, shift); LN; modulate; proj_out.

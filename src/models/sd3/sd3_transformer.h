@@ -12,6 +12,7 @@
 #include "qdit/kernels/gemm.h"
 #include "qdit/models/model.h"
 #include "qdit/models/sd3/sd3_block.h"
+#include "qdit/nn/lazy_blocks.h"
 #include "qdit/nn/linear.h"
 
 namespace qdit::models {
@@ -58,7 +59,7 @@ class SD3Transformer : public DiffusionTransformer {
   nn::Linear time_1_, time_2_;  // time_text_embed.timestep_embedder.linear_1/2 (SiLU between)
   nn::Linear text_1_, text_2_;  // time_text_embed.text_embedder.linear_1/2 (SiLU between)
   nn::Linear context_embedder_;
-  std::vector<sd3::JointBlock> blocks_;
+  nn::LazyBlocks<sd3::JointBlock> blocks_;
   nn::Linear norm_out_, proj_out_;
 
   mutable std::mutex pos_mu_;

@@ -69,7 +69,7 @@ T5Encoder::T5Encoder(const ModelSource& src, bool umt5) {
   QDIT_CHECK(src.config && src.weights, "[", name, "] component ", src.component, " has no config or weights");
   cfg_ = T5Config::from_json(*src.config, umt5);
   compute_ = src.ctx.compute;
-  const int64_t d = cfg_.d_model, inner = cfg_.inner_dim(), heads = cfg_.num_heads;
+  const int64_t d = cfg_.d_model;
 
   nn::WeightBinder root(src.weights, src.component);
   // transformers ties encoder.embed_tokens to shared: a checkpoint may hold either or both.
@@ -91,30 +91,41 @@ T5Encoder::T5Encoder(const ModelSource& src, bool umt5) {
   }
 
   nn::WeightBinder enc = root.sub("encoder");
-  blocks_.resize(static_cast<size_t>(cfg_.num_layers));
-  for (int64_t i = 0; i < cfg_.num_layers; ++i) {
-    Block& blk = blocks_[static_cast<size_t>(i)];
-    nn::WeightBinder b = enc.sub("block", i);
-    nn::WeightBinder attn = b.sub("layer.0"), ff = b.sub("layer.1");
-    nn::WeightBinder sa = attn.sub("SelfAttention"), dense = ff.sub("DenseReluDense");
-    blk.attn_norm = nn::RMSNorm(attn, "layer_norm", d, cfg_.eps);
-    blk.q = nn::Linear(sa, "q", d, inner, false, src.ctx);
-    blk.k = nn::Linear(sa, "k", d, inner, false, src.ctx);
-    blk.v = nn::Linear(sa, "v", d, inner, false, src.ctx);
-    blk.o = nn::Linear(sa, "o", inner, d, false, src.ctx);
-    if (i == 0 || umt5)
-      blk.rel_bias = nn::to_f32_param(sa.get("relative_attention_bias.weight", {cfg_.num_buckets, heads}));
-    blk.ff_norm = nn::RMSNorm(ff, "layer_norm", d, cfg_.eps);
-    blk.wi0 = nn::Linear(dense, cfg_.gated ? "wi_0" : "wi", d, cfg_.d_ff, false, src.ctx);
-    if (cfg_.gated) blk.wi1 = nn::Linear(dense, "wi_1", d, cfg_.d_ff, false, src.ctx);
-    blk.wo = nn::Linear(dense, "wo", cfg_.d_ff, d, false, src.ctx);
-    for (const nn::Linear* l : {&blk.q, &blk.k, &blk.v, &blk.o, &blk.wi0, &blk.wi1, &blk.wo})
-      weight_bytes_ += l->weight_bytes();
-    weight_bytes_ += static_cast<size_t>(2 * d + (blk.rel_bias.defined() ? blk.rel_bias.numel() : 0)) * sizeof(float);
-  }
+  const T5Config cfg = cfg_;
+  blocks_ = nn::LazyBlocks<Block>(enc, "block", cfg_.num_layers, src.ctx,
+                                  [cfg](const nn::WeightBinder& b, int64_t i, const nn::ModuleContext& c) {
+                                    return build_block(cfg, b, i, c);
+                                  });
+  weight_bytes_ += blocks_.weight_bytes();
   final_norm_ = nn::RMSNorm(enc, "final_layer_norm", d, cfg_.eps);
   weight_bytes_ += static_cast<size_t>(d) * sizeof(float);
   report_ = root.finish();
+}
+
+T5Encoder::Block T5Encoder::build_block(const T5Config& cfg, const nn::WeightBinder& b, int64_t i,
+                                       const nn::ModuleContext& ctx) {
+  const int64_t d = cfg.d_model, inner = cfg.inner_dim();
+  Block blk;
+  blk.d_model = d;
+  nn::WeightBinder attn = b.sub("layer.0"), ff = b.sub("layer.1");
+  nn::WeightBinder sa = attn.sub("SelfAttention"), dense = ff.sub("DenseReluDense");
+  blk.attn_norm = nn::RMSNorm(attn, "layer_norm", d, cfg.eps);
+  blk.qkv = nn::LinearGroup(sa, {"q", "k", "v"}, "qkv", d, {inner, inner, inner}, false, ctx);
+  blk.o = nn::Linear(sa, "o", inner, d, false, ctx);
+  if (i == 0 || cfg.umt5)
+    blk.rel_bias = nn::to_f32_param(sa.get("relative_attention_bias.weight", {cfg.num_buckets, cfg.num_heads}));
+  blk.ff_norm = nn::RMSNorm(ff, "layer_norm", d, cfg.eps);
+  blk.wi0 = nn::Linear(dense, cfg.gated ? "wi_0" : "wi", d, cfg.d_ff, false, ctx);
+  if (cfg.gated) blk.wi1 = nn::Linear(dense, "wi_1", d, cfg.d_ff, false, ctx);
+  blk.wo = nn::Linear(dense, "wo", cfg.d_ff, d, false, ctx);
+  return blk;
+}
+
+size_t T5Encoder::Block::weight_bytes() const {
+  size_t n = static_cast<size_t>(2 * d_model + (rel_bias.defined() ? rel_bias.numel() : 0)) * sizeof(float);
+  n += qkv.weight_bytes();
+  for (const nn::Linear* l : {&o, &wi0, &wi1, &wo}) n += l->weight_bytes();
+  return n;
 }
 
 Tensor T5Encoder::embed(const Tensor& ids) const {
@@ -159,14 +170,14 @@ TextEncoderOutput T5Encoder::encode(const Tensor& ids, const Tensor& attention_m
 
   TextEncoderOutput out;
   const kernels::GemmOptions residual{kernels::Activation::None, /*accumulate=*/true};
-  for (size_t i = 0; i < blocks_.size(); ++i) {
-    const Block& blk = blocks_[i];
+  blocks_.for_each([&](const Block& blk) {
     if (output_hidden_states) out.hidden_states.push_back(x.clone());
     if (blk.rel_bias.defined()) t5::fill_attention_bias(blk.rel_bias, buckets, key_mask, bias);
 
     // Self-attention: no 1/sqrt(d) scaling in T5; the residual add is fused into the o GEMM.
     Tensor h = blk.attn_norm(x);
-    Tensor a = nn::multi_head_attention(blk.q(h), blk.k(h), blk.v(h), heads, &bias, 1.0f, compute_);
+    const std::vector<Tensor> qkv = blk.qkv(h);
+    Tensor a = nn::multi_head_attention(qkv[0], qkv[1], qkv[2], heads, &bias, 1.0f, compute_);
     blk.o.forward_into(a, x, residual);
 
     // Feed-forward: wo(act(wi_0 h) * wi_1 h), or wo(act(wi h)).
@@ -174,7 +185,7 @@ TextEncoderOutput T5Encoder::encode(const Tensor& ids, const Tensor& attention_m
     Tensor g = blk.wi0(h, kernels::GemmOptions{cfg_.act, false});
     if (cfg_.gated) kernels::binary_inplace(g, blk.wi1(h), kernels::BinaryOp::Mul);
     blk.wo.forward_into(g, x, residual);
-  }
+  });
   out.last_hidden_state = final_norm_(x);
   // transformers appends the final-norm output in place of the last block's raw output.
   if (output_hidden_states) out.hidden_states.push_back(out.last_hidden_state);

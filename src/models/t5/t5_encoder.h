@@ -8,7 +8,9 @@
 #include "qdit/kernels/gemm.h"
 #include "qdit/models/model.h"
 #include "qdit/nn/layers.h"
+#include "qdit/nn/lazy_blocks.h"
 #include "qdit/nn/linear.h"
+#include "qdit/nn/linear_group.h"
 #include "qdit/nn/weight_binder.h"
 
 namespace qdit::models {
@@ -50,17 +52,21 @@ class T5Encoder : public TextEncoder {
  private:
   struct Block {
     nn::RMSNorm attn_norm, ff_norm;
-    nn::Linear q, k, v, o;
+    nn::LinearGroup qkv;  // q, k, v
+    nn::Linear o;
     Tensor rel_bias;  // f32 [num_buckets, heads]; T5: block 0 only
     nn::Linear wi0, wi1, wo;  // wi0 is "wi" when not gated
+    int64_t d_model = 0;
+    size_t weight_bytes() const;
   };
+  static Block build_block(const T5Config& cfg, const nn::WeightBinder& b, int64_t index, const nn::ModuleContext& ctx);
 
   Tensor embed(const Tensor& ids) const;
 
   T5Config cfg_;
   DType compute_ = DType::F32;
   Tensor embed_tokens_;  // [vocab, d_model] as stored (any float dtype), rows converted on lookup
-  std::vector<Block> blocks_;
+  nn::LazyBlocks<Block> blocks_;
   nn::RMSNorm final_norm_;
   nn::BindReport report_;
   size_t weight_bytes_ = 0;

@@ -1,0 +1,139 @@
+#include "qdit/models/flux/flux_blocks.h"
+
+#include "qdit/core/error.h"
+#include "qdit/kernels/elementwise.h"
+#include "qdit/kernels/layout.h"
+#include "qdit/kernels/norm.h"
+#include "qdit/nn/attention.h"
+
+namespace qdit::models::flux {
+
+namespace {
+
+constexpr float kNormEps = 1e-6f;  // AdaLN LayerNorms (no affine) and the q/k RMSNorms
+constexpr int64_t kMlpRatio = 4;   // FeedForward mult 4; single blocks' mlp_ratio 4.0
+
+kernels::GemmOptions gelu_tanh() {
+  kernels::GemmOptions o;
+  o.activation = kernels::Activation::GeluTanh;
+  return o;
+}
+
+// softmax(rope(q) rope(k)^T / sqrt(Dh)) v with q, k [B, S, H, Dh] and v [B, S, H*Dh] -> [B, S, H*Dh].
+Tensor rotary_attention(const Tensor& q, const Tensor& k, const Tensor& v, const Rope& rope, int64_t heads,
+                        DType compute) {
+  const int64_t b = q.size(0), s = q.size(1), d = q.size(2) * q.size(3);
+  const Tensor qr = rope.apply(q).reshape({b, s, d}), kr = rope.apply(k).reshape({b, s, d});
+  return nn::multi_head_attention(qr, kr, v, heads, nullptr, 0.0f, compute);
+}
+
+}  // namespace
+
+QKVProjection::QKVProjection(const nn::WeightBinder& a, bool added, int64_t dim, int64_t heads,
+                             const nn::ModuleContext& ctx)
+    : heads_(heads) {
+  const int64_t head_dim = dim / heads;
+  const std::vector<std::string> names = added ? std::vector<std::string>{"add_q_proj", "add_k_proj", "add_v_proj"}
+                                               : std::vector<std::string>{"to_q", "to_k", "to_v"};
+  qkv_ = nn::LinearGroup(a, names, added ? "to_added_qkv" : "to_qkv", dim, {dim, dim, dim}, true, ctx);
+  dim_ = dim;
+  norm_q_ = nn::RMSNorm(a, added ? "norm_added_q" : "norm_q", head_dim, kNormEps);
+  norm_k_ = nn::RMSNorm(a, added ? "norm_added_k" : "norm_k", head_dim, kNormEps);
+}
+
+void QKVProjection::operator()(const Tensor& h, Tensor& q, Tensor& k, Tensor& v) const {
+  const int64_t b = h.size(0), s = h.size(1), d = dim_;
+  const Shape split{b, s, heads_, d / heads_};
+  std::vector<Tensor> qkv = qkv_(h);
+  q = norm_q_(qkv[0].reshape(split));  // RMSNorm over the last dim = per head
+  k = norm_k_(qkv[1].reshape(split));
+  v = qkv[2];
+}
+
+size_t QKVProjection::weight_bytes() const { return qkv_.weight_bytes(); }
+
+DoubleBlock::DoubleBlock(const nn::WeightBinder& b, int64_t dim, int64_t heads, const nn::ModuleContext& ctx)
+    : dim_(dim), heads_(heads), compute_(ctx.compute) {
+  const int64_t d = dim;
+  norm1_ = nn::Linear(b.sub("norm1"), "linear", d, 6 * d, true, ctx);
+  norm1_ctx_ = nn::Linear(b.sub("norm1_context"), "linear", d, 6 * d, true, ctx);
+  const nn::WeightBinder a = b.sub("attn");
+  img_ = QKVProjection(a, false, d, heads, ctx);
+  txt_ = QKVProjection(a, true, d, heads, ctx);
+  out_ = nn::Linear(a, "to_out.0", d, d, true, ctx);
+  add_out_ = nn::Linear(a, "to_add_out", d, d, true, ctx);
+  ff1_ = nn::Linear(b, "ff.net.0.proj", d, kMlpRatio * d, true, ctx);
+  ff2_ = nn::Linear(b, "ff.net.2", kMlpRatio * d, d, true, ctx);
+  cff1_ = nn::Linear(b, "ff_context.net.0.proj", d, kMlpRatio * d, true, ctx);
+  cff2_ = nn::Linear(b, "ff_context.net.2", kMlpRatio * d, d, true, ctx);
+}
+
+size_t DoubleBlock::weight_bytes() const {
+  size_t n = img_.weight_bytes() + txt_.weight_bytes();
+  for (const nn::Linear* l : {&norm1_, &norm1_ctx_, &out_, &add_out_, &ff1_, &ff2_, &cff1_, &cff2_})
+    n += l->weight_bytes();
+  return n;
+}
+
+void DoubleBlock::forward(Tensor& x, Tensor& ctx, const Tensor& silu_temb, const Rope& rope) const {
+  const int64_t batch = x.size(0), n = x.size(1), d = dim_;
+  QDIT_CHECK(x.is_contiguous() && x.dim() == 3 && x.size(2) == d, "[FluxTransformerBlock] expected contiguous [B, N, ",
+             d, "] image tokens, got ", x.desc());
+  QDIT_CHECK(ctx.is_contiguous() && ctx.dim() == 3 && ctx.size(0) == batch && ctx.size(2) == d,
+             "[FluxTransformerBlock] expected contiguous [", batch, ", L, ", d, "] text tokens, got ", ctx.desc());
+  const int64_t l = ctx.size(1);
+
+  // AdaLayerNormZero: shift_msa, scale_msa, gate_msa, shift_mlp, scale_mlp, gate_mlp ([B, D] views).
+  const Tensor m = norm1_(silu_temb).reshape({batch, 6, d});
+  const Tensor mc = norm1_ctx_(silu_temb).reshape({batch, 6, d});
+
+  // 1. Joint attention over cat([text, image]); the rotary table covers the same order.
+  {
+    Tensor qi, ki, vi, qt, kt, vt;
+    img_(kernels::layer_norm_modulate(x, m.select(1, 0), m.select(1, 1), kNormEps), qi, ki, vi);
+    txt_(kernels::layer_norm_modulate(ctx, mc.select(1, 0), mc.select(1, 1), kNormEps), qt, kt, vt);
+    const Tensor a = rotary_attention(kernels::concat({qt, qi}, 1), kernels::concat({kt, ki}, 1),
+                                      kernels::concat({vt, vi}, 1), rope, heads_, compute_);  // [B, L+N, D]
+    kernels::gated_residual_inplace(x, out_(a.slice(1, l, l + n).contiguous()), m.select(1, 2));
+    kernels::gated_residual_inplace(ctx, add_out_(a.slice(1, 0, l).contiguous()), mc.select(1, 2));
+  }
+
+  // 2. Feed-forwards on norm2(.) * (1 + scale_mlp) + shift_mlp, GELU-tanh fused into the first GEMM.
+  {
+    const Tensor h = kernels::layer_norm_modulate(x, m.select(1, 3), m.select(1, 4), kNormEps);
+    kernels::gated_residual_inplace(x, ff2_(ff1_(h, gelu_tanh())), m.select(1, 5));
+  }
+  {
+    const Tensor h = kernels::layer_norm_modulate(ctx, mc.select(1, 3), mc.select(1, 4), kNormEps);
+    kernels::gated_residual_inplace(ctx, cff2_(cff1_(h, gelu_tanh())), mc.select(1, 5));
+  }
+}
+
+SingleBlock::SingleBlock(const nn::WeightBinder& b, int64_t dim, int64_t heads, const nn::ModuleContext& ctx)
+    : dim_(dim), heads_(heads), mlp_(kMlpRatio * dim), compute_(ctx.compute) {
+  norm_ = nn::Linear(b.sub("norm"), "linear", dim, 3 * dim, true, ctx);
+  qkv_ = QKVProjection(b.sub("attn"), false, dim, heads, ctx);
+  proj_mlp_ = nn::Linear(b, "proj_mlp", dim, mlp_, true, ctx);
+  proj_out_ = nn::Linear(b, "proj_out", dim + mlp_, dim, true, ctx);
+}
+
+size_t SingleBlock::weight_bytes() const {
+  return norm_.weight_bytes() + qkv_.weight_bytes() + proj_mlp_.weight_bytes() + proj_out_.weight_bytes();
+}
+
+void SingleBlock::forward(Tensor& x, const Tensor& silu_temb, const Rope& rope) const {
+  const int64_t batch = x.size(0), d = dim_;
+  QDIT_CHECK(x.is_contiguous() && x.dim() == 3 && x.size(2) == d, "[FluxSingleTransformerBlock] expected contiguous ",
+             "[B, S, ", d, "] tokens, got ", x.desc());
+  // AdaLayerNormZeroSingle: shift, scale, gate.
+  const Tensor m = norm_(silu_temb).reshape({batch, 3, d});
+  const Tensor h = kernels::layer_norm_modulate(x, m.select(1, 0), m.select(1, 1), kNormEps);
+  Tensor q, k, v;
+  qkv_(h, q, k, v);
+  const Tensor a = rotary_attention(q, k, v, rope, heads_, compute_);
+  // proj_out(cat([attn, gelu_tanh(proj_mlp(h))], -1)), gated into the residual stream.
+  const Tensor cat = kernels::concat({a, proj_mlp_(h, gelu_tanh())}, 2);
+  kernels::gated_residual_inplace(x, proj_out_(cat), m.select(1, 2));
+}
+
+}  // namespace qdit::models::flux

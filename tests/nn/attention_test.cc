@@ -1,0 +1,41 @@
+// nn::joint_attention (SD3/AuraFlow streams without concatenation) against the unfused path it
+// replaces: multi_head_attention on the concatenated streams, then the rows of each stream.
+#include <gtest/gtest.h>
+
+#include <random>
+
+#include "qdit/kernels/layout.h"
+#include "qdit/nn/attention.h"
+
+namespace qdit::nn {
+namespace {
+
+Tensor random_tensor(const Shape& shape, uint32_t seed) {
+  std::mt19937 rng(seed);
+  std::uniform_real_distribution<float> u(-2.0f, 2.0f);
+  Tensor t = Tensor::empty(shape, DType::F32);
+  for (int64_t i = 0; i < t.numel(); ++i) t.data<float>()[i] = u(rng);
+  return t;
+}
+
+TEST(JointAttention, EqualsConcatenatedThenSplit) {
+  const int64_t B = 2, H = 4, D = 40, N = 50, L = 19;
+  // Column slices of one fused q/k/v output per stream, as LinearGroup's outputs are.
+  const Tensor img = random_tensor({B, N, 3 * H * D}, 1), txt = random_tensor({B, L, 3 * H * D}, 2);
+  auto part = [&](const Tensor& t, int64_t i) { return t.slice(2, i * H * D, (i + 1) * H * D).contiguous(); };
+  const std::vector<Tensor> q = {part(img, 0), part(txt, 0)}, k = {part(img, 1), part(txt, 1)},
+                            v = {part(img, 2), part(txt, 2)};
+  for (DType compute : {DType::F32, DType::BF16}) {
+    const Tensor a = multi_head_attention(kernels::concat(q, 1), kernels::concat(k, 1), kernels::concat(v, 1), H,
+                                          nullptr, 0.0f, compute);
+    const std::vector<Tensor> out = joint_attention(q, k, v, H, compute);
+    ASSERT_EQ(out.size(), 2u);
+    EXPECT_EQ(out[0].shape(), (Shape{B, N, H * D}));
+    EXPECT_EQ(out[1].shape(), (Shape{B, L, H * D}));
+    EXPECT_EQ(out[0].to_vector(), a.slice(1, 0, N).to_vector()) << dtype_name(compute);
+    EXPECT_EQ(out[1].to_vector(), a.slice(1, N, N + L).to_vector()) << dtype_name(compute);
+  }
+}
+
+}  // namespace
+}  // namespace qdit::nn
