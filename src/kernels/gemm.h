@@ -54,8 +54,7 @@ class WeightRowDecoder {
 // output columns the weight rows are decoded into an L2-sized f32 buffer and multiplied with
 // oneDNN's f32 GEMM. bf16 compute on a CPU with a bf16 GEMM: the whole weight is decoded to bf16
 // rows in a per-thread workspace as large as the largest such layer, then one GEMM
-// (tile_rows() = N); for M <= 1024 and a decoded weight over 4 MiB, one block of about 512 KiB of
-// rows at a time instead, each multiplied while it is still in L2.
+// (tile_rows() = N).
 class TiledLinear : public LinearKernel {
  public:
   // round_input_to_bf16 ("bf16 compute"): x and the decoded tiles are rounded to bf16 and, when the

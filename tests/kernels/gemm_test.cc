@@ -94,27 +94,6 @@ TEST(Gemm, TiledLinearCoversTailTilesEpiloguesAndAccumulate) {
   expect_close(y, expected, 1e-5f);
 }
 
-TEST(Gemm, TiledLinearBf16BlockedForwardCoversTailBlockEpiloguesAndAccumulate) {
-  // bf16 compute with a decoded weight over 4 MiB and small M: decoded and multiplied one block of
-  // rows at a time (on CPUs with a bf16 GEMM); N not a multiple of the block.
-  const int64_t m = 7, k = 2048, n = 1100;
-  Tensor x = random_tensor({m, k}, 16);
-  Tensor xr = x.to(DType::BF16).to(DType::F32);  // what bf16 compute multiplies
-  Tensor w = random_tensor({n, k}, 17).to(DType::BF16);
-  Tensor b = random_tensor({n}, 18);
-  TiledLinear lin(make_bf16_row_decoder(w), b, true);
-  GemmOptions opt;
-  opt.activation = Activation::GeluTanh;
-  expect_close(lin.forward(x, opt), linear_reference(xr, w, b, Activation::GeluTanh), 1e-4f);
-  Tensor y = random_tensor({m, n}, 19);
-  Tensor expected = linear_reference(xr, w, b);
-  for (int64_t i = 0; i < y.numel(); ++i) expected.data<float>()[i] += y.data<float>()[i];
-  opt = {};
-  opt.accumulate = true;
-  lin.forward_into(x, y, opt);
-  expect_close(y, expected, 1e-4f);
-}
-
 TEST(Gemm, ShapeErrorsNameTheOp) {
   PackedLinear lin(random_tensor({4, 8}, 1), Tensor(), DType::F32);
   try {

@@ -127,70 +127,11 @@ struct TiledLinear::Impl {
     return dnnl::matmul::primitive_desc(d, attr, dnnl_engine());
   }
 
-  // Decoded rows [n0, n1), into w.
-  void decode_into(int64_t n0, int64_t n1, int64_t k, uint16_t* w) const {
-    parallel_for(n1 - n0, 16, [&](int64_t r0, int64_t r1) { decoder->decode_rows_bf16(n0 + r0, n0 + r1, w + r0 * k); });
-  }
-
   // The decoded weight, in this thread's workspace.
   const uint16_t* decode_weight(int64_t n, int64_t k) const {
     auto* w = static_cast<uint16_t*>(t_weight_buffer.get(sizeof(uint16_t) * n * k));
-    decode_into(0, n, k, w);
+    parallel_for(n, 16, [&](int64_t r0, int64_t r1) { decoder->decode_rows_bf16(r0, r1, w + r0 * k); });
     return w;
-  }
-
-  // Row blocks of the weight for the blocked forward: about 512 KiB of decoded bf16 each (at least
-  // 64 rows, oneDNN's brgemm column block), all but the last equal.
-  static int64_t block_rows(int64_t n, int64_t k) {
-    const int64_t want = std::max<int64_t>(64, (int64_t{1} << 19) / (2 * std::max<int64_t>(k, 1)) / 64 * 64);
-    const int64_t blocks = (n + want - 1) / want;
-    return std::min(n, ((n + blocks - 1) / blocks + 63) / 64 * 64);
-  }
-
-  // Blocked when the decoded weight is well beyond L2 (2 MiB per core here) and M is small enough
-  // that re-reading x once per block is cheap: measured faster at M = 256 for 1152 x 4608 and
-  // 4608 x 1152 weights, slower for 1152 x 1152 (which nearly fits L2 whole); larger M amortises
-  // the whole-weight decode over more work.
-  static bool blocked(int64_t m, int64_t n, int64_t k) {
-    return m <= 1024 && n * k * 2 > (int64_t{4} << 20) && block_rows(n, k) < n;
-  }
-
-  // Decodes one block of rows at a time into a buffer that stays in L2 and multiplies it right
-  // away into a dense output tile (oneDNN's brgemm takes no column block of y as output), copied
-  // into y's columns: the whole-weight decode would write N x K bf16 out to L3 and read it back.
-  void forward_blocked(const Tensor& x, int64_t m, float* y, const GemmOptions& opt) const {
-    const int64_t n = decoder->rows(), k = decoder->cols(), nb = block_rows(n, k);
-    const size_t wbytes = (sizeof(uint16_t) * nb * k + 63) / 64 * 64;
-    auto* buf = static_cast<char*>(t_weight_buffer.get(wbytes + sizeof(float) * m * nb));
-    auto* w = reinterpret_cast<uint16_t*>(buf);
-    auto* tile = reinterpret_cast<float*>(buf + wbytes);
-    for (int64_t n0 = 0; n0 < n; n0 += nb) {
-      const int64_t rows = std::min(nb, n - n0);
-      decode_into(n0, n0 + rows, k, w);
-      // The sum post-op reads the tile: give it y's old values.
-      if (opt.accumulate)
-        for (int64_t r = 0; r < m; ++r) std::memcpy(tile + r * rows, y + r * n + n0, sizeof(float) * rows);
-      dnnl::matmul p;
-      {
-        std::lock_guard<std::mutex> lock(mu);
-        TileKey key{m, -2 - rows, opt.activation, opt.accumulate};
-        auto it = prims.find(key);
-        if (it == prims.end()) {
-          memory::desc src({m, k}, dt::bf16, tag::ab), wei({k, rows}, dt::bf16, tag::ba), dst({m, rows}, dt::f32, tag::ab);
-          it = prims.emplace(key, dnnl::matmul(make_pd(src, wei, dst, rows, opt.activation, opt.accumulate))).first;
-        }
-        p = it->second;
-      }
-      std::unordered_map<int, memory> args{
-          {DNNL_ARG_SRC, memory({{m, k}, dt::bf16, tag::ab}, dnnl_engine(), x.raw_data())},
-          {DNNL_ARG_WEIGHTS, memory({{k, rows}, dt::bf16, tag::ba}, dnnl_engine(), w)},
-          {DNNL_ARG_DST, memory({{m, rows}, dt::f32, tag::ab}, dnnl_engine(), tile)}};
-      if (bias.defined())
-        args.emplace(DNNL_ARG_BIAS, memory({{1, rows}, dt::f32, tag::ab}, dnnl_engine(), bias.data<float>() + n0));
-      p.execute(dnnl_stream(), args);
-      dnnl_stream().wait();
-      for (int64_t r = 0; r < m; ++r) std::memcpy(y + r * n + n0, tile + r * rows, sizeof(float) * rows);
-    }
   }
 };
 
@@ -239,10 +180,6 @@ void TiledLinear::forward_into(const Tensor& x_in, Tensor& y, const GemmOptions&
       x = Tensor::empty(x.shape(), DType::F32, MemTag::Workspace);
       cpu::bf16_to_f32_buffer(rounded.data<uint16_t>(), x.data<float>(), x.numel());
     }
-  }
-  if (bf16_tiles && impl_->blocked(m, n, k)) {
-    impl_->forward_blocked(x, m, y.data<float>(), opt);
-    return;
   }
   if (bf16_tiles) {
     const uint16_t* w = impl_->decode_weight(n, k);
