@@ -98,8 +98,8 @@ Int8Linear::Int8Linear(const Tensor& qweight, const Tensor& w_scale, const Tenso
     impl_->bias = bias.contiguous().to(DType::F32).reshape({n_}).clone(MemTag::Weights);
   }
   impl_->divisor = act_divisor;
-  // About 1 MiB of f32 scratch per block of rows (L2-resident), at least 64 rows for the GEMM.
-  impl_->chunk = std::max<int64_t>(64, (int64_t{1} << 18) / std::max<int64_t>(n_, 1) / 16 * 16);
+  // About 1 MiB of f32 scratch per block of rows (L2-resident), at least 128 rows for the GEMM.
+  impl_->chunk = std::max<int64_t>(128, (int64_t{1} << 18) / std::max<int64_t>(n_, 1) / 16 * 16);
   Tensor w = qweight.contiguous();
   memory user({{k_, n_}, dt::s8, tag::ba}, dnnl_engine(), w.raw_data());
   auto pd = impl_->make_pd(1024, k_, n_, memory::desc({k_, n_}, dt::s8, tag::any));
@@ -133,7 +133,9 @@ void Int8Linear::forward_into(const Tensor& x_in, Tensor& y, const GemmOptions& 
   quantize_rows_s8(x.data<float>(), m, k_, impl_->divisor, q.data<int8_t>(), xs.data<float>());
 
   const qk::Kernels& kern = qk::get();
-  const int64_t chunk = std::min(impl_->chunk, m);
+  // Equal blocks (a multiple of 16 rows) rather than full ones and a thin remainder.
+  const int64_t blocks = (m + impl_->chunk - 1) / impl_->chunk;
+  const int64_t chunk = std::min(m, ((m + blocks - 1) / blocks + 15) / 16 * 16);
   Tensor tmp = Tensor::empty({chunk, n_}, DType::F32, MemTag::Workspace);
   const float* b = impl_->bias.defined() ? impl_->bias.data<float>() : nullptr;
   float* t = tmp.data<float>();

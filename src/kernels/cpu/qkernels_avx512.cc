@@ -1,8 +1,9 @@
 // AVX-512 variant of the quantization kernels (quant_kernels.h), entered only after
 // cpu::has_avx512_bf16(): 16-lane versions of the shared algorithms (qkernels_impl.h); 4-bit table
 // lookups straight to bf16 with vpermw (32 codes per instruction, the 16-entry table duplicated so
-// that bit 4 of each index is don't-care) or to f32 with vpermps; int8 -> bf16 with vcvtne2ps2bf16
-// when the row scale rules out denormal and NaN products (where it equals the exact RNE).
+// that bit 4 of each index is don't-care) or to f32 with vpermps; int8 and fp8 -> bf16 with
+// vcvtne2ps2bf16 when the row scale rules out denormal and NaN products (where it equals the exact
+// RNE).
 // GCC 12 warns about the deliberately undefined vectors inside its own AVX-512 intrinsics.
 #pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
 #pragma GCC diagnostic ignored "-Wuninitialized"

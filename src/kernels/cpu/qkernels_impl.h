@@ -455,8 +455,8 @@ void act_quant_t(const float* x, int64_t k, float divisor, int8_t* q, float* sca
   float s = amax / divisor;
   if (s < kF32Eps) s = kF32Eps;
   *scale = s;
-  QuantS8Params p;
-  p.s = 1.0f / s;
+  // Aggregate initialisation: no (inline, shared) constructor of the public struct runs here.
+  const QuantS8Params p{1.0f / s, false, false, Round::None, -128.0f, 127.0f};
   quant_s8_t<V, false, false, false>(x, false, k, p, q);
 }
 
