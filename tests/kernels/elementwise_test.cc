@@ -83,6 +83,16 @@ TEST(Layout, ConcatAlongEachDim) {
   EXPECT_THROW(concat({a, random_tensor({2, 3, 5}, 1)}, 1), Error);
 }
 
+// Strided parts with a contiguous last dim (column slices of a fused GEMM output) are copied row
+// by row into place: the same result as concatenating their contiguous copies.
+TEST(Layout, ConcatStridedParts) {
+  const Tensor a = random_tensor({2, 5, 3, 4}, 21).slice(1, 1, 4).slice(3, 1, 3);  // [2, 3, 3, 2] strided
+  const Tensor b = random_tensor({2, 3, 3, 4}, 22).slice(3, 2, 4);
+  ASSERT_FALSE(a.is_contiguous());
+  for (int64_t dim : {0, 1, 2, 3})
+    EXPECT_EQ(concat({a, b}, dim).to_vector(), concat({a.contiguous(), b.contiguous()}, dim).to_vector()) << dim;
+}
+
 TEST(Rope, InterleavedPairsMatchFormula) {
   const int64_t B = 2, S = 5, H = 3, D = 6;
   Tensor x = random_tensor({B, H, S, D}, 9).permute({0, 2, 1, 3});  // strided [B,S,H,D] view
