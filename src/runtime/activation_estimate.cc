@@ -148,7 +148,7 @@ size_t flux(const io::JsonConfig& c, double B, double N, double L, const Activat
   const double cin = get(c, "in_channels", 64), joint = get(c, "joint_attention_dim", 4096);
   const double Bn = B * N, Bl = B * L, S = Bn + Bl;
   const bool singles = get(c, "num_single_layers", 38) > 0, doubles = get(c, "num_layers", 19) > 0;
-  m.alloc(2 * S / B * 64 * kF32);  // rotary cos/sin tables (head_dim / 2 pairs per axis position)
+  m.alloc(2 * S / B * (hd / 2) * kF32);  // rotary cos/sin tables: [L + N, head_dim / 2] each
   double x = m.gemm(Bn, cin, D);
   double context = m.gemm(Bl, joint, D);
   // q/k: allocated for the whole (joint) sequence first; each projection is RMS-normalised and
@@ -187,10 +187,11 @@ size_t flux(const io::JsonConfig& c, double B, double N, double L, const Activat
     const double q = m.gemm(S, D, D), k = m.gemm(S, D, D), v = m.gemm(S, D, D);
     m.free(q, k);
     const double a = m.attention(B, H, S / B, S / B, hd);
+    m.free(qk, v);
     const double mlp = m.gemm(S, D, F);
     const double cat = m.alloc(S * (D + F) * kF32);
     m.free(mlp);
-    m.free(m.gemm(S, D + F, D), cat, a, qk, v, h);
+    m.free(m.gemm(S, D + F, D), cat, a, h);
     x = m.alloc(Bn * D * kF32);
     m.free(s);
   }

@@ -149,11 +149,15 @@ void SingleBlock::forward(Tensor& x, const Tensor& silu_temb, const Rope& rope) 
   // AdaLayerNormZeroSingle: shift, scale, gate.
   const Tensor m = norm_(silu_temb).reshape({batch, 3, d});
   const Tensor h = kernels::layer_norm_modulate(x, m.select(1, 0), m.select(1, 1), kNormEps);
-  const int64_t s = x.size(1), hd = d / heads_;
-  Tensor q = Tensor::empty({batch, s, heads_, hd}, DType::F32), k = Tensor::empty({batch, s, heads_, hd}, DType::F32);
-  Tensor v;
-  qkv_(h, rope, 0, q, k, v);
-  const Tensor a = attend(q, k, v, compute_);
+  Tensor a;
+  {
+    const int64_t s = x.size(1), hd = d / heads_;
+    Tensor q = Tensor::empty({batch, s, heads_, hd}, DType::F32);
+    Tensor k = Tensor::empty({batch, s, heads_, hd}, DType::F32);
+    Tensor v;
+    qkv_(h, rope, 0, q, k, v);
+    a = attend(q, k, v, compute_);  // q, k, v (and the projection output) go before the MLP
+  }
   // proj_out(cat([attn, gelu_tanh(proj_mlp(h))], -1)), gated into the residual stream.
   const Tensor cat = kernels::concat({a, proj_mlp_(h, gelu_tanh())}, 2);
   kernels::gated_residual_inplace(x, proj_out_(cat), m.select(1, 2));
