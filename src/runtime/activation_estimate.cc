@@ -161,14 +161,18 @@ size_t flux(const io::JsonConfig& c, double B, double N, double L, const Activat
     return v;
   };
   if (doubles) {
+    // bf16: the joint kernel reads the streams' v in place and writes one output per stream, which
+    // the output projections read directly; otherwise v is concatenated and a's rows copied.
+    const bool parts = ctx.compute == DType::BF16;
     const double qk = m.alloc(2 * S * D * kF32);
     const double vi = project(Bn), vt = project(Bl);
-    const double v = m.alloc(S * D * kF32);  // cat([v_text, v_image])
-    m.free(vi, vt);
+    const double v = parts ? 0 : m.alloc(S * D * kF32);  // cat([v_text, v_image])
+    if (!parts) m.free(vi, vt);
     const double a = m.attention(B, H, S / B, S / B, hd);
     m.free(qk, v);
+    if (parts) m.free(vi, vt);
     for (double rows : {Bn, Bl}) {
-      const double part = m.alloc(rows * D * kF32);
+      const double part = parts ? 0 : m.alloc(rows * D * kF32);
       m.free(m.gemm(rows, D, D), part);
     }
     m.free(a);

@@ -100,23 +100,37 @@ void DoubleBlock::forward(Tensor& x, Tensor& ctx, const Tensor& silu_temb, const
   // 1. Joint attention over cat([text, image]); the rotary table covers the same order. Each
   // stream's q/k land in their row range of the joint q/k, so nothing is concatenated but v.
   {
-    Tensor a;  // [B, L+N, D]
+    Tensor a;       // f32/f16 compute: [B, L+N, D]
+    Tensor at, ai;  // bf16 compute: the text and image rows, [B, L, D] and [B, N, D]
     {
       const int64_t s = l + n, hd = d / heads_;
       Tensor q = Tensor::empty({batch, s, heads_, hd}, DType::F32);
       Tensor k = Tensor::empty({batch, s, heads_, hd}, DType::F32);
-      Tensor v;
-      {
-        Tensor vi, vt;
-        Tensor qi = q.slice(1, l, s), ki = k.slice(1, l, s), qt = q.slice(1, 0, l), kt = k.slice(1, 0, l);
-        img_(kernels::layer_norm_modulate(x, m.select(1, 0), m.select(1, 1), kNormEps), rope, l, qi, ki, vi);
-        txt_(kernels::layer_norm_modulate(ctx, mc.select(1, 0), mc.select(1, 1), kNormEps), rope, 0, qt, kt, vt);
-        v = kernels::concat({vt, vi}, 1);  // the projection outputs behind vi/vt go with this scope
+      Tensor vi, vt;
+      Tensor qi = q.slice(1, l, s), ki = k.slice(1, l, s), qt = q.slice(1, 0, l), kt = k.slice(1, 0, l);
+      img_(kernels::layer_norm_modulate(x, m.select(1, 0), m.select(1, 1), kNormEps), rope, l, qi, ki, vi);
+      txt_(kernels::layer_norm_modulate(ctx, mc.select(1, 0), mc.select(1, 1), kNormEps), rope, 0, qt, kt, vt);
+      if (compute_ == DType::BF16) {
+        // The joint kernel reads the two streams' parts in place and writes one output per stream
+        // (AMX; elsewhere it concatenates itself): no v concatenation, no output slice copies.
+        const auto heads = [](const Tensor& t) { return t.permute({0, 2, 1, 3}); };
+        std::vector<Tensor> o = kernels::attention_bf16_parts({heads(qt), heads(qi)}, {heads(kt), heads(ki)},
+                                                              {heads(vt), heads(vi)},
+                                                              1.0f / std::sqrt(static_cast<float>(hd)));
+        at = std::move(o[0]);
+        ai = std::move(o[1]);
+      } else {
+        const Tensor v = kernels::concat({vt, vi}, 1);
+        vi = vt = Tensor();  // the projection outputs behind them go before the attention output
+        a = attend(q, k, v, compute_);
       }
-      a = attend(q, k, v, compute_);  // q, k, v go with this scope, before the output projections
-    }
-    kernels::gated_residual_inplace(x, out_(a.slice(1, l, l + n).contiguous()), m.select(1, 2));
-    kernels::gated_residual_inplace(ctx, add_out_(a.slice(1, 0, l).contiguous()), mc.select(1, 2));
+    }  // q, k, v go here, before the output projections
+    // One stream's rows of the joint output: the bf16 part, or a contiguous copy of a's rows.
+    const auto rows = [&](const Tensor& part, int64_t r0, int64_t r1) {
+      return part.defined() ? part : a.slice(1, r0, r1).contiguous();
+    };
+    kernels::gated_residual_inplace(x, out_(rows(ai, l, l + n)), m.select(1, 2));
+    kernels::gated_residual_inplace(ctx, add_out_(rows(at, 0, l)), mc.select(1, 2));
   }
 
   // 2. Feed-forwards on norm2(.) * (1 + scale_mlp) + shift_mlp, GELU-tanh fused into the first GEMM.
