@@ -27,6 +27,9 @@ class RMSNorm {
   RMSNorm() = default;
   RMSNorm(const WeightBinder& parent, const std::string& name, int64_t dim, float eps, bool affine = true);
   Tensor operator()(const Tensor& x) const;
+  // For kernels that fuse the normalisation with what follows (Flux's q/k norm + rotary).
+  const Tensor& weight() const { return weight_; }
+  float eps() const { return eps_; }
 
  private:
   Tensor weight_;

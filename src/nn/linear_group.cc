@@ -52,6 +52,36 @@ std::vector<Tensor> LinearGroup::operator()(const Tensor& x) const {
   return out;
 }
 
+std::vector<Tensor> LinearGroup::views(const Tensor& x, int64_t unit) const {
+  int64_t total = 0;
+  for (int64_t n : outs_) {
+    QDIT_CHECK(unit > 0 && n % unit == 0, "[linear group] output width ", n, " is not a multiple of ", unit);
+    total += n;
+  }
+  auto split = [&](const Tensor& t, int64_t n) {
+    Shape s = t.shape();
+    s.back() = n / unit;
+    s.push_back(unit);
+    return t.reshape(s);
+  };
+  std::vector<Tensor> out;
+  if (!fused()) {
+    for (const Linear& l : members_) {
+      const Tensor y = l(x);
+      out.push_back(split(y, y.size(-1)));
+    }
+    return out;
+  }
+  // [..., total] -> [..., total / unit, unit], then each member is a range of the second-last dim.
+  const Tensor y = split(fused_(x), total);
+  int64_t col = 0;
+  for (int64_t n : outs_) {
+    out.push_back(y.slice(-2, col / unit, (col + n) / unit));
+    col += n;
+  }
+  return out;
+}
+
 size_t LinearGroup::weight_bytes() const {
   size_t n = fused_.weight_bytes();
   for (const Linear& l : members_) n += l.weight_bytes();

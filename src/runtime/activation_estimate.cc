@@ -148,33 +148,34 @@ size_t flux(const io::JsonConfig& c, double B, double N, double L, const Activat
   const double cin = get(c, "in_channels", 64), joint = get(c, "joint_attention_dim", 4096);
   const double Bn = B * N, Bl = B * L, S = Bn + Bl;
   const bool singles = get(c, "num_single_layers", 38) > 0, doubles = get(c, "num_layers", 19) > 0;
-  m.alloc(2 * S / B * 64 * kF32);  // rotary cos/sin tables (head_dim / 2 pairs per axis position)
+  m.alloc(2 * S / B * (hd / 2) * kF32);  // rotary cos/sin tables: [L + N, head_dim / 2] each
   double x = m.gemm(Bn, cin, D);
   double context = m.gemm(Bl, joint, D);
-  // q/k projections are RMS-normalised into new tensors, then rotated into new tensors.
+  // q/k: allocated for the whole (joint) sequence first; each projection is RMS-normalised and
+  // rotated straight into its rows (kernels::rms_norm_rope_into) once the three projections ran;
+  // the raw q/k go then. Returns v (the GEMM output).
   auto project = [&](double rows) {
     const double h = m.alloc(rows * D * kF32);
-    double qkv = 0;
-    for (int i = 0; i < 2; ++i) {
-      const double raw = m.gemm(rows, D, D);
-      qkv += m.alloc(rows * D * kF32);
-      m.free(raw);
-    }
-    qkv += m.gemm(rows, D, D);
-    m.free(h);
-    return qkv;
+    const double q = m.gemm(rows, D, D), k = m.gemm(rows, D, D), v = m.gemm(rows, D, D);
+    m.free(q, k, h);
+    return v;
   };
   if (doubles) {
-    const double img = project(Bn), txt = project(Bl);
-    const double cat = m.alloc(3 * S * D * kF32);
-    const double rot = m.alloc(2 * S * D * kF32);
+    // bf16: the joint kernel reads the streams' v in place and writes one output per stream, which
+    // the output projections read directly; otherwise v is concatenated and a's rows copied.
+    const bool parts = ctx.compute == DType::BF16;
+    const double qk = m.alloc(2 * S * D * kF32);
+    const double vi = project(Bn), vt = project(Bl);
+    const double v = parts ? 0 : m.alloc(S * D * kF32);  // cat([v_text, v_image])
+    if (!parts) m.free(vi, vt);
     const double a = m.attention(B, H, S / B, S / B, hd);
-    m.free(rot, cat);
+    m.free(qk, v);
+    if (parts) m.free(vi, vt);
     for (double rows : {Bn, Bl}) {
-      const double part = m.alloc(rows * D * kF32);
+      const double part = parts ? 0 : m.alloc(rows * D * kF32);
       m.free(m.gemm(rows, D, D), part);
     }
-    m.free(a, img, txt);
+    m.free(a);
     for (double rows : {Bn, Bl}) {
       const double h = m.alloc(rows * D * kF32);
       const double f1 = m.gemm(rows, D, F), f2 = m.gemm(rows, F, D);
@@ -186,20 +187,15 @@ size_t flux(const io::JsonConfig& c, double B, double N, double L, const Activat
     m.free(x, context);
     x = context = 0;
     const double h = m.alloc(S * D * kF32);
-    double qkv = 0;
-    for (int i = 0; i < 2; ++i) {
-      const double raw = m.gemm(S, D, D);
-      qkv += m.alloc(S * D * kF32);
-      m.free(raw);
-    }
-    qkv += m.gemm(S, D, D);
-    const double rot = m.alloc(2 * S * D * kF32);
+    const double qk = m.alloc(2 * S * D * kF32);
+    const double q = m.gemm(S, D, D), k = m.gemm(S, D, D), v = m.gemm(S, D, D);
+    m.free(q, k);
     const double a = m.attention(B, H, S / B, S / B, hd);
-    m.free(rot);
+    m.free(qk, v);
     const double mlp = m.gemm(S, D, F);
     const double cat = m.alloc(S * (D + F) * kF32);
     m.free(mlp);
-    m.free(m.gemm(S, D + F, D), cat, a, qkv, h);
+    m.free(m.gemm(S, D + F, D), cat, a, h);
     x = m.alloc(Bn * D * kF32);
     m.free(s);
   }

@@ -83,6 +83,16 @@ TEST(Layout, ConcatAlongEachDim) {
   EXPECT_THROW(concat({a, random_tensor({2, 3, 5}, 1)}, 1), Error);
 }
 
+// Strided parts with a contiguous last dim (column slices of a fused GEMM output) are copied row
+// by row into place: the same result as concatenating their contiguous copies.
+TEST(Layout, ConcatStridedParts) {
+  const Tensor a = random_tensor({2, 5, 3, 4}, 21).slice(1, 1, 4).slice(3, 1, 3);  // [2, 3, 3, 2] strided
+  const Tensor b = random_tensor({2, 3, 3, 4}, 22).slice(3, 2, 4);
+  ASSERT_FALSE(a.is_contiguous());
+  for (int64_t dim : {0, 1, 2, 3})
+    EXPECT_EQ(concat({a, b}, dim).to_vector(), concat({a.contiguous(), b.contiguous()}, dim).to_vector()) << dim;
+}
+
 TEST(Rope, InterleavedPairsMatchFormula) {
   const int64_t B = 2, S = 5, H = 3, D = 6;
   Tensor x = random_tensor({B, H, S, D}, 9).permute({0, 2, 1, 3});  // strided [B,S,H,D] view
@@ -96,7 +106,9 @@ TEST(Rope, InterleavedPairsMatchFormula) {
           const int64_t base = ((b * S + s) * H + h) * D;
           const float x0 = xc.item_f32(base + 2 * j), x1 = xc.item_f32(base + 2 * j + 1);
           const float c = cs.item_f32(s * D / 2 + j), sv = sn.item_f32(s * D / 2 + j);
-          EXPECT_FLOAT_EQ(y.item_f32(base + 2 * j), c * x0 - sv * x1);
-          EXPECT_FLOAT_EQ(y.item_f32(base + 2 * j + 1), sv * x0 + c * x1);
+          // Against the formula in double: the kernel rounds each product at most once (FMA), so
+          // near-cancelling pairs can differ from a plain f32 evaluation by more than a few ulps.
+          EXPECT_NEAR(y.item_f32(base + 2 * j), double(c) * x0 - double(sv) * x1, 2e-7);
+          EXPECT_NEAR(y.item_f32(base + 2 * j + 1), double(sv) * x0 + double(c) * x1, 2e-7);
         }
 }

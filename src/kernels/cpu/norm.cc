@@ -5,11 +5,15 @@
 #include "qdit/core/error.h"
 #include "qdit/core/profile.h"
 #include "qdit/core/parallel.h"
+#include "qdit/kernels/cpu/row_stats.h"
 #include "qdit/kernels/norm.h"
 
 namespace qdit::kernels {
 
 namespace {
+
+using cpu::sum_pd;
+using cpu::sum_sq_centered_pd;
 
 void require_f32(const Tensor& t, const char* op) {
   QDIT_CHECK(t.dtype() == DType::F32, "[", op, "] expects f32, got ", t.desc());
@@ -21,51 +25,6 @@ const float* optional_param(const Tensor& p, int64_t n, const char* op, const ch
   require_f32(p, op);
   QDIT_CHECK(p.is_contiguous(), "[", op, "] ", what, " must be contiguous");
   return p.data<float>();
-}
-
-inline double hsum_pd(__m256d v) {
-  const __m128d a = _mm_add_pd(_mm256_castpd256_pd128(v), _mm256_extractf128_pd(v, 1));
-  return _mm_cvtsd_f64(_mm_add_sd(a, _mm_unpackhi_pd(a, a)));
-}
-
-// Sum of x[0..d) and of (x - c)^2, accumulated in double over 4-lane vectors (8 independent
-// accumulators: the double add latency, not the memory, bound the scalar loop at ~4 cycles per
-// element; this runs near memory speed).
-inline double sum_pd(const float* x, int64_t d) {
-  __m256d a0 = _mm256_setzero_pd(), a1 = a0, a2 = a0, a3 = a0;
-  int64_t j = 0;
-  for (; j + 16 <= d; j += 16) {
-    const __m256 v0 = _mm256_loadu_ps(x + j), v1 = _mm256_loadu_ps(x + j + 8);
-    a0 = _mm256_add_pd(a0, _mm256_cvtps_pd(_mm256_castps256_ps128(v0)));
-    a1 = _mm256_add_pd(a1, _mm256_cvtps_pd(_mm256_extractf128_ps(v0, 1)));
-    a2 = _mm256_add_pd(a2, _mm256_cvtps_pd(_mm256_castps256_ps128(v1)));
-    a3 = _mm256_add_pd(a3, _mm256_cvtps_pd(_mm256_extractf128_ps(v1, 1)));
-  }
-  double s = hsum_pd(_mm256_add_pd(_mm256_add_pd(a0, a1), _mm256_add_pd(a2, a3)));
-  for (; j < d; ++j) s += x[j];
-  return s;
-}
-inline double sum_sq_centered_pd(const float* x, int64_t d, double c) {
-  const __m256d vc = _mm256_set1_pd(c);
-  __m256d a0 = _mm256_setzero_pd(), a1 = a0, a2 = a0, a3 = a0;
-  int64_t j = 0;
-  for (; j + 16 <= d; j += 16) {
-    const __m256 v0 = _mm256_loadu_ps(x + j), v1 = _mm256_loadu_ps(x + j + 8);
-    const __m256d c0 = _mm256_sub_pd(_mm256_cvtps_pd(_mm256_castps256_ps128(v0)), vc);
-    const __m256d c1 = _mm256_sub_pd(_mm256_cvtps_pd(_mm256_extractf128_ps(v0, 1)), vc);
-    const __m256d c2 = _mm256_sub_pd(_mm256_cvtps_pd(_mm256_castps256_ps128(v1)), vc);
-    const __m256d c3 = _mm256_sub_pd(_mm256_cvtps_pd(_mm256_extractf128_ps(v1, 1)), vc);
-    a0 = _mm256_fmadd_pd(c0, c0, a0);
-    a1 = _mm256_fmadd_pd(c1, c1, a1);
-    a2 = _mm256_fmadd_pd(c2, c2, a2);
-    a3 = _mm256_fmadd_pd(c3, c3, a3);
-  }
-  double s = hsum_pd(_mm256_add_pd(_mm256_add_pd(a0, a1), _mm256_add_pd(a2, a3)));
-  for (; j < d; ++j) {
-    const double t = x[j] - c;
-    s += t * t;
-  }
-  return s;
 }
 
 // Mean and 1/sqrt(var + eps) of one row, in double.
@@ -115,9 +74,8 @@ Tensor rms_norm(const Tensor& x_in, const Tensor& weight, float eps) {
   float* yp = y.data<float>();
   parallel_for(rows, row_grain(d), [&](int64_t r0, int64_t r1) {
     for (int64_t r = r0; r < r1; ++r) {
-      const double ss = sum_sq_centered_pd(xp + r * d, d, 0.0);
       // PyTorch: x * rsqrt(mean(x^2) + eps) in f32, then * weight.
-      const float rstd = static_cast<float>(1.0 / std::sqrt(ss / d + eps));
+      const float rstd = cpu::rms_rstd(xp + r * d, d, eps);
       for (int64_t j = 0; j < d; ++j) {
         float v = xp[r * d + j] * rstd;
         yp[r * d + j] = w ? v * w[j] : v;

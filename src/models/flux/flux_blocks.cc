@@ -1,10 +1,12 @@
 #include "qdit/models/flux/flux_blocks.h"
 
+#include <cmath>
+
 #include "qdit/core/error.h"
+#include "qdit/kernels/attention.h"
 #include "qdit/kernels/elementwise.h"
 #include "qdit/kernels/layout.h"
 #include "qdit/kernels/norm.h"
-#include "qdit/nn/attention.h"
 
 namespace qdit::models::flux {
 
@@ -19,12 +21,19 @@ kernels::GemmOptions gelu_tanh() {
   return o;
 }
 
-// softmax(rope(q) rope(k)^T / sqrt(Dh)) v with q, k [B, S, H, Dh] and v [B, S, H*Dh] -> [B, S, H*Dh].
-Tensor rotary_attention(const Tensor& q, const Tensor& k, const Tensor& v, const Rope& rope, int64_t heads,
-                        DType compute) {
-  const int64_t b = q.size(0), s = q.size(1), d = q.size(2) * q.size(3);
-  const Tensor qr = rope.apply(q).reshape({b, s, d}), kr = rope.apply(k).reshape({b, s, d});
-  return nn::multi_head_attention(qr, kr, v, heads, nullptr, 0.0f, compute);
+// softmax(q k^T / sqrt(Dh)) v over [B, S, H, Dh] views (last dim contiguous, e.g. v a slice of
+// the fused q/k/v output) -> [B, S, H*Dh]. The kernels read strided heads, so nothing is copied
+// (nn::multi_head_attention would make contiguous [B, S, D] copies first).
+Tensor attend(const Tensor& q, const Tensor& k, const Tensor& v, DType compute) {
+  const auto heads = [](const Tensor& t) { return t.permute({0, 2, 1, 3}); };
+  const float scale = 1.0f / std::sqrt(static_cast<float>(q.size(3)));
+  if (compute == DType::F16) {
+    // fp16 compute: q, k, v rounded to fp16 values; the f32 kernel multiplies them exactly.
+    const auto r = [&](const Tensor& t) { return heads(t).to(DType::F16).to(DType::F32); };
+    return kernels::attention(r(q), r(k), r(v), nullptr, scale);
+  }
+  if (compute == DType::BF16) return kernels::attention_bf16(heads(q), heads(k), heads(v), nullptr, scale);
+  return kernels::attention(heads(q), heads(k), heads(v), nullptr, scale);
 }
 
 }  // namespace
@@ -41,12 +50,13 @@ QKVProjection::QKVProjection(const nn::WeightBinder& a, bool added, int64_t dim,
   norm_k_ = nn::RMSNorm(a, added ? "norm_added_k" : "norm_k", head_dim, kNormEps);
 }
 
-void QKVProjection::operator()(const Tensor& h, Tensor& q, Tensor& k, Tensor& v) const {
-  const int64_t b = h.size(0), s = h.size(1), d = dim_;
-  const Shape split{b, s, heads_, d / heads_};
-  std::vector<Tensor> qkv = qkv_(h);
-  q = norm_q_(qkv[0].reshape(split));  // RMSNorm over the last dim = per head
-  k = norm_k_(qkv[1].reshape(split));
+void QKVProjection::operator()(const Tensor& h, const Rope& rope, int64_t first_position, Tensor& q, Tensor& k,
+                               Tensor& v) const {
+  // Views into the fused projection output (no slice copies); q and k are normalised per head and
+  // rotated straight into the caller's tensors.
+  std::vector<Tensor> qkv = qkv_.views(h, dim_ / heads_);
+  rope.norm_apply_into(qkv[0], norm_q_.weight(), norm_q_.eps(), first_position, q);
+  rope.norm_apply_into(qkv[1], norm_k_.weight(), norm_k_.eps(), first_position, k);
   v = qkv[2];
 }
 
@@ -87,15 +97,40 @@ void DoubleBlock::forward(Tensor& x, Tensor& ctx, const Tensor& silu_temb, const
   const Tensor m = norm1_(silu_temb).reshape({batch, 6, d});
   const Tensor mc = norm1_ctx_(silu_temb).reshape({batch, 6, d});
 
-  // 1. Joint attention over cat([text, image]); the rotary table covers the same order.
+  // 1. Joint attention over cat([text, image]); the rotary table covers the same order. Each
+  // stream's q/k land in their row range of the joint q/k, so nothing is concatenated but v.
   {
-    Tensor qi, ki, vi, qt, kt, vt;
-    img_(kernels::layer_norm_modulate(x, m.select(1, 0), m.select(1, 1), kNormEps), qi, ki, vi);
-    txt_(kernels::layer_norm_modulate(ctx, mc.select(1, 0), mc.select(1, 1), kNormEps), qt, kt, vt);
-    const Tensor a = rotary_attention(kernels::concat({qt, qi}, 1), kernels::concat({kt, ki}, 1),
-                                      kernels::concat({vt, vi}, 1), rope, heads_, compute_);  // [B, L+N, D]
-    kernels::gated_residual_inplace(x, out_(a.slice(1, l, l + n).contiguous()), m.select(1, 2));
-    kernels::gated_residual_inplace(ctx, add_out_(a.slice(1, 0, l).contiguous()), mc.select(1, 2));
+    Tensor a;       // f32/f16 compute: [B, L+N, D]
+    Tensor at, ai;  // bf16 compute: the text and image rows, [B, L, D] and [B, N, D]
+    {
+      const int64_t s = l + n, hd = d / heads_;
+      Tensor q = Tensor::empty({batch, s, heads_, hd}, DType::F32);
+      Tensor k = Tensor::empty({batch, s, heads_, hd}, DType::F32);
+      Tensor vi, vt;
+      Tensor qi = q.slice(1, l, s), ki = k.slice(1, l, s), qt = q.slice(1, 0, l), kt = k.slice(1, 0, l);
+      img_(kernels::layer_norm_modulate(x, m.select(1, 0), m.select(1, 1), kNormEps), rope, l, qi, ki, vi);
+      txt_(kernels::layer_norm_modulate(ctx, mc.select(1, 0), mc.select(1, 1), kNormEps), rope, 0, qt, kt, vt);
+      if (compute_ == DType::BF16) {
+        // The joint kernel reads the two streams' parts in place and writes one output per stream
+        // (AMX; elsewhere it concatenates itself): no v concatenation, no output slice copies.
+        const auto heads = [](const Tensor& t) { return t.permute({0, 2, 1, 3}); };
+        std::vector<Tensor> o = kernels::attention_bf16_parts({heads(qt), heads(qi)}, {heads(kt), heads(ki)},
+                                                              {heads(vt), heads(vi)},
+                                                              1.0f / std::sqrt(static_cast<float>(hd)));
+        at = std::move(o[0]);
+        ai = std::move(o[1]);
+      } else {
+        const Tensor v = kernels::concat({vt, vi}, 1);
+        vi = vt = Tensor();  // the projection outputs behind them go before the attention output
+        a = attend(q, k, v, compute_);
+      }
+    }  // q, k, v go here, before the output projections
+    // One stream's rows of the joint output: the bf16 part, or a contiguous copy of a's rows.
+    const auto rows = [&](const Tensor& part, int64_t r0, int64_t r1) {
+      return part.defined() ? part : a.slice(1, r0, r1).contiguous();
+    };
+    kernels::gated_residual_inplace(x, out_(rows(ai, l, l + n)), m.select(1, 2));
+    kernels::gated_residual_inplace(ctx, add_out_(rows(at, 0, l)), mc.select(1, 2));
   }
 
   // 2. Feed-forwards on norm2(.) * (1 + scale_mlp) + shift_mlp, GELU-tanh fused into the first GEMM.
@@ -128,9 +163,15 @@ void SingleBlock::forward(Tensor& x, const Tensor& silu_temb, const Rope& rope) 
   // AdaLayerNormZeroSingle: shift, scale, gate.
   const Tensor m = norm_(silu_temb).reshape({batch, 3, d});
   const Tensor h = kernels::layer_norm_modulate(x, m.select(1, 0), m.select(1, 1), kNormEps);
-  Tensor q, k, v;
-  qkv_(h, q, k, v);
-  const Tensor a = rotary_attention(q, k, v, rope, heads_, compute_);
+  Tensor a;
+  {
+    const int64_t s = x.size(1), hd = d / heads_;
+    Tensor q = Tensor::empty({batch, s, heads_, hd}, DType::F32);
+    Tensor k = Tensor::empty({batch, s, heads_, hd}, DType::F32);
+    Tensor v;
+    qkv_(h, rope, 0, q, k, v);
+    a = attend(q, k, v, compute_);  // q, k, v (and the projection output) go before the MLP
+  }
   // proj_out(cat([attn, gelu_tanh(proj_mlp(h))], -1)), gated into the residual stream.
   const Tensor cat = kernels::concat({a, proj_mlp_(h, gelu_tanh())}, 2);
   kernels::gated_residual_inplace(x, proj_out_(cat), m.select(1, 2));

@@ -67,4 +67,23 @@ Tensor Rope::apply(const Tensor& x) const {
   return kernels::concat(rows, 0);
 }
 
+void Rope::norm_apply_into(const Tensor& x, const Tensor& norm_weight, float eps, int64_t first_position,
+                           Tensor& out) const {
+  QDIT_CHECK(x.dim() == 4 && first_position >= 0 && first_position + x.size(1) <= seq_, "[flux rope] positions ",
+             first_position, "..", first_position + (x.dim() == 4 ? x.size(1) : 0), " of ", x.desc(),
+             " outside the ", seq_, " of the table");
+  if (tables_.size() == 1) {
+    kernels::rms_norm_rope_into(x, norm_weight, eps, tables_[0].cos, tables_[0].sin, first_position, out);
+    return;
+  }
+  QDIT_CHECK(x.size(0) == static_cast<int64_t>(tables_.size()), "[flux rope] ", tables_.size(),
+             " rows of ids for a batch of ", x.size(0));
+  for (size_t b = 0; b < tables_.size(); ++b) {
+    const int64_t i = static_cast<int64_t>(b);
+    Tensor row = out.slice(0, i, i + 1);
+    kernels::rms_norm_rope_into(x.slice(0, i, i + 1), norm_weight, eps, tables_[b].cos, tables_[b].sin,
+                                first_position, row);
+  }
+}
+
 }  // namespace qdit::models::flux

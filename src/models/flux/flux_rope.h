@@ -31,6 +31,11 @@ class Rope {
   // x: [B, S, H, Dh] (last dim contiguous) -> rotated, contiguous [B, S, H, Dh]. With one table
   // per row, B must equal that row count.
   Tensor apply(const Tensor& x) const;
+  // apply(rms_norm(x, norm_weight, eps)) for the positions first_position .. + x.size(1), in one
+  // pass (kernels::rms_norm_rope_into), written into out (a view shaped like x, e.g. a row range
+  // of the joint sequence's q or k).
+  void norm_apply_into(const Tensor& x, const Tensor& norm_weight, float eps, int64_t first_position,
+                       Tensor& out) const;
 
  private:
   std::vector<RopeTable> tables_;

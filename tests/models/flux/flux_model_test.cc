@@ -20,6 +20,7 @@
 #include "qdit/io/diffusers_folder.h"
 #include "qdit/io/safetensors.h"
 #include "qdit/kernels/layout.h"
+#include "qdit/kernels/norm.h"
 #include "qdit/models/flux/flux_rope.h"
 #include "qdit/models/registry.h"
 #include "support/random.h"
@@ -316,6 +317,23 @@ TEST(FluxRope, ApplyRotatesInterleavedPairsPerRow) {
           EXPECT_NEAR(yp[0], c * xp[0] - sn * xp[1], 1e-6f);
           EXPECT_NEAR(yp[1], sn * xp[0] + c * xp[1], 1e-6f);
         }
+}
+
+// norm_apply_into (the blocks' fused q/k path) equals apply(rms_norm(x)) bit for bit, per-row
+// tables included, when the sequence is filled in two row ranges (a double block's text + image).
+TEST(FluxRope, NormApplyIntoMatchesNormThenApply) {
+  const Tensor ids = Tensor::from_vector({0, 1, 2, 0, 3, 1, 5, 0, 1, 2, 0, 3, 4, 5, 6, 1, 1, 1}, {2, 3, 3});
+  const Tensor w = random_tensor({6}, 63, 0.5f, 1.5f);
+  for (const Tensor& i : {ids.contiguous(), per_row(ids.select(0, 0).contiguous(), 2)}) {
+    const models::flux::Rope rope(i, {2, 2, 2});
+    const Tensor x = random_tensor({2, 3, 6, 6}, 62, -3.0f, 3.0f).slice(2, 2, 4);  // k heads of a fused q/k/v
+    Tensor out = Tensor::empty({2, 3, 2, 6}, DType::F32);
+    Tensor head = out.slice(1, 0, 1), tail = out.slice(1, 1, 3);
+    rope.norm_apply_into(x.slice(1, 0, 1), w, 1e-6f, 0, head);
+    rope.norm_apply_into(x.slice(1, 1, 3), w, 1e-6f, 1, tail);
+    EXPECT_EQ(out.to_vector(), rope.apply(kernels::rms_norm(x, w, 1e-6f)).to_vector()) << rope.tables();
+    EXPECT_THROW(rope.norm_apply_into(x.slice(1, 1, 3), w, 1e-6f, 2, tail), Error);  // past the table
+  }
 }
 
 // A checkpoint with missing and mis-shaped tensors fails at load with each one named.
