@@ -43,7 +43,9 @@ TEST_P(EverySchemeOnEveryPipeline, RunsAndStaysClose) {
     const double latents = snr(r, "latents_final"), image = snr(r, "images_np");
     EXPECT_TRUE(std::isfinite(latents) && std::isfinite(image)) << scheme << " " << r.case_name;
     EXPECT_GT(latents, 0.0) << scheme << " " << r.case_name;
-    if (eight_bit) EXPECT_GE(latents, 25.0) << scheme << " " << r.case_name;
+    if (eight_bit) {
+      EXPECT_GE(latents, 25.0) << scheme << " " << r.case_name;
+    }
   }
 }
 
@@ -57,7 +59,9 @@ TEST(QualityTable, HasACellPerSchemeTargetAndCase) {
   for (const auto& r : rows) {
     EXPECT_EQ(r.case_name, "pipeline_sd3_text");
     EXPECT_GT(r.latents_snr_db, 10.0) << r.scheme << " " << r.target;
-    if (r.target == "text encoders") EXPECT_TRUE(std::isfinite(r.embeds_snr_db));
+    if (r.target == "text encoders") {
+      EXPECT_TRUE(std::isfinite(r.embeds_snr_db));
+    }
   }
   // 8-bit is closer to float32 than 4-bit on the same target.
   EXPECT_GT(rows[0].latents_snr_db, rows[1].latents_snr_db);

@@ -195,7 +195,9 @@ TEST(EcosystemCheckpoints, DiffusersBitsandbytesAndQuantoConfigsLoad) {
     auto library_format = run(out.string(), {});
     EXPECT_TRUE(identical(qdit_format.latents, library_format.latents)) << c.scheme;
     for (const auto& r : library_format.components)
-      if (r.name == "transformer") EXPECT_EQ(r.quant, c.scheme + " (stored)");
+      if (r.name == "transformer") {
+        EXPECT_EQ(r.quant, c.scheme + " (stored)");
+      }
     fs::remove_all(out);
   }
   // An unsupported library is refused by name.
