@@ -557,8 +557,15 @@ std::string format_step_bench(const StepBenchResult& r, bool with_ops) {
 
 std::string step_bench_markdown_row(const StepBenchResult& r) {
   const double tf = r.flops.total(), med = r.median(), rate = tf / med * 1e-9;
+  auto layers = [](const std::vector<int64_t>& v) {
+    std::string s;
+    for (size_t i = 0; i < v.size(); ++i) s += (i ? "+" : "") + std::to_string(v[i]);
+    return s;
+  };
+  const std::string depth =
+      r.layers != r.full_layers ? ", blocks " + layers(r.layers) + " of " + layers(r.full_layers) : std::string();
   std::ostringstream os;
-  os << "| " << r.description << " | " << r.threads << " | " << fmt("%.3f", tf * 1e-12) << " | " << fmt("%.3f", med)
+  os << "| " << r.description << depth << " | " << r.threads << " | " << fmt("%.3f", tf * 1e-12) << " | " << fmt("%.3f", med)
      << " | " << fmt("%.0f", rate) << " | " << fmt("%.0f%%", 100.0 * rate / r.guide_peak) << " | "
      << (r.machine_peak > 0 ? fmt("%.0f%%", 100.0 * rate / r.machine_peak) + " of " + fmt("%.0f", r.machine_peak)
                             : std::string("-"))
