@@ -8,26 +8,15 @@
 #include <filesystem>
 #include <string>
 
+#include "cli_runner.h"
+
 namespace {
 
+using qdit::cli_test::contains;
+using qdit::cli_test::run;
+using qdit::cli_test::RunResult;
+
 namespace fs = std::filesystem;
-
-struct RunResult {
-  int code;
-  std::string output;
-};
-
-RunResult run(const std::string& args) {
-  const std::string cmd = std::string(QDIT_CLI_PATH) + " " + args + " 2>&1";
-  FILE* p = popen(cmd.c_str(), "r");
-  std::string out;
-  std::array<char, 4096> buf{};
-  while (p && fgets(buf.data(), buf.size(), p)) out += buf.data();
-  const int status = p ? pclose(p) : -1;
-  return {WIFEXITED(status) ? WEXITSTATUS(status) : -1, out};
-}
-
-bool contains(const std::string& s, const std::string& what) { return s.find(what) != std::string::npos; }
 
 TEST(BenchStepCli, TinyArchReportsFlopsTimeAndOps) {
   const RunResult r = run("bench-step --arch sd3-medium --tiny --width 64 --height 64 --repeat 2 --warmup 0 "

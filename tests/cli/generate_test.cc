@@ -12,24 +12,15 @@
 #include "qdit/io/png_writer.h"
 #include "qdit/io/safetensors.h"
 
+#include "cli_runner.h"
+
 namespace {
 
+using qdit::cli_test::contains;
+using qdit::cli_test::run;
+using qdit::cli_test::RunResult;
+
 const std::string kGolden = std::string(QDIT_TEST_DATA_DIR) + "/golden/";
-
-struct RunResult {
-  int code;
-  std::string output;
-};
-
-RunResult run(const std::string& args) {
-  const std::string cmd = std::string(QDIT_CLI_PATH) + " " + args + " 2>&1";
-  FILE* p = popen(cmd.c_str(), "r");
-  std::string out;
-  std::array<char, 4096> buf{};
-  while (p && fgets(buf.data(), buf.size(), p)) out += buf.data();
-  const int status = p ? pclose(p) : -1;
-  return {WIFEXITED(status) ? WEXITSTATUS(status) : -1, out};
-}
 
 std::string quote(const std::string& s) {
   std::string q = "'";

@@ -10,30 +10,19 @@
 
 #include "qdit/io/diffusers_folder.h"
 
+#include "cli_runner.h"
+
 namespace {
 
+using qdit::cli_test::contains;
+using qdit::cli_test::run;
+using qdit::cli_test::RunResult;
+
 namespace fs = std::filesystem;
-
-struct RunResult {
-  int code;
-  std::string output;
-};
-
-RunResult run(const std::string& args) {
-  const std::string cmd = std::string(QDIT_CLI_PATH) + " " + args + " 2>&1";
-  FILE* p = popen(cmd.c_str(), "r");
-  std::string out;
-  std::array<char, 4096> buf{};
-  while (p && fgets(buf.data(), buf.size(), p)) out += buf.data();
-  const int status = p ? pclose(p) : -1;
-  return {WIFEXITED(status) ? WEXITSTATUS(status) : -1, out};
-}
 
 std::string temp_path(const std::string& name) {
   return (fs::temp_directory_path() / ("qdit_cli_mm_" + std::to_string(getpid()) + "_" + name)).string();
 }
-
-bool contains(const std::string& s, const std::string& what) { return s.find(what) != std::string::npos; }
 
 TEST(MakeModelCli, TinyPipelineGeneratesAndInspects) {
   const std::string dir = temp_path("aura"), png = temp_path("aura.png");
