@@ -218,4 +218,25 @@ size_t read_status_kb(const char* key) {
 size_t process_peak_rss() { return read_status_kb("VmHWM:"); }
 size_t process_current_rss() { return read_status_kb("VmRSS:"); }
 
+size_t machine_memory_bytes() {
+  size_t total = 0;
+  {
+    std::ifstream f("/proc/meminfo");
+    std::string key;
+    size_t kb = 0;
+    if (f >> key >> kb && key == "MemTotal:") total = kb * 1024;
+  }
+  // A container's limit (cgroup v2), when set and lower.
+  std::ifstream g("/sys/fs/cgroup/memory.max");
+  std::string limit;
+  if (g >> limit && limit != "max") {
+    try {
+      const size_t cg = std::stoull(limit);
+      if (cg > 0 && (total == 0 || cg < total)) total = cg;
+    } catch (const std::exception&) {
+    }
+  }
+  return total;
+}
+
 }  // namespace qdit

@@ -67,5 +67,7 @@ class RecyclingScope {
 // Process peak resident set size (VmHWM) and current RSS, in bytes; 0 if unavailable.
 size_t process_peak_rss();
 size_t process_current_rss();
+// Physical memory of this machine (MemTotal), or the cgroup's memory limit when lower; 0 if unknown.
+size_t machine_memory_bytes();
 
 }  // namespace qdit

@@ -293,4 +293,19 @@ MemoryPrediction choose_plan(const std::string& dir, const PlanRequest& base, si
        format_bytes(smallest->peak_rss()), opt.auto_quant ? "" : " or allow more quantization (--quant auto)");
 }
 
+std::optional<std::string> check_fits_machine(const std::string& dir, const MemoryPrediction& p, size_t machine_bytes) {
+  if (machine_bytes == 0 || p.peak_rss() <= machine_bytes) return std::nullopt;
+  std::string advice;
+  try {
+    const MemoryPrediction fit = choose_plan(dir, p.request, machine_bytes, {});
+    advice = "`--max-memory " + format_bytes(machine_bytes) + "` would run " + fit.plan_str() + " (predicted " +
+             format_bytes(fit.peak_rss()) + ")";
+  } catch (const Error& e) {
+    advice = std::string("no offload mode fits without more quantization: ") + e.what();
+  }
+  return "[plan] " + dir + ": the predicted peak of " + p.plan_str() + " is " + format_bytes(p.peak_rss()) +
+         ", more than this machine's " + format_bytes(machine_bytes) + " of memory; " + advice +
+         " (or pass --no-memory-check to run anyway)";
+}
+
 }  // namespace qdit::runtime

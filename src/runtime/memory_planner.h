@@ -4,6 +4,7 @@
 // that fits a budget. See docs/memory.md for the model and its calibration.
 #pragma once
 #include <cstddef>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -58,5 +59,11 @@ struct PlanOptions {
 // the largest group that fits); under auto_quant, the least quantized candidate that has one.
 // Throws a qdit::Error stating the smallest feasible budget when nothing fits.
 MemoryPrediction choose_plan(const std::string& dir, const PlanRequest& base, size_t budget, const PlanOptions& opt);
+
+// Guards a run without a budget against an out-of-memory kill late in the run: when `p` (the
+// prediction for the request as given) exceeds `machine_bytes`, the error to give, naming the
+// predicted peak, the machine's memory and the least-offloaded plan that would fit it (or the
+// smallest feasible one); nullopt when it fits.
+std::optional<std::string> check_fits_machine(const std::string& dir, const MemoryPrediction& p, size_t machine_bytes);
 
 }  // namespace qdit::runtime

@@ -79,6 +79,14 @@ TEST(GenerateMemory, BatchWritesOneImagePerPrompt) {
   EXPECT_NE(da, db);  // different noise per image
 }
 
+TEST(GenerateMemory, NoMemoryCheckIsAcceptedAndRunsAsUsual) {
+  // The refusal itself is tested on the planner (check_fits_machine); tiny models always fit.
+  TempDir t;
+  const RunResult r = run(kRun + " --no-memory-check --out " + t.file("img.png"));
+  ASSERT_EQ(r.code, 0) << r.output;
+  EXPECT_TRUE(fs::exists(t.file("img.png")));
+}
+
 TEST(GenerateMemory, BudgetPicksAPlanAndTooSmallABudgetIsRefusedWithTheMinimum) {
   TempDir t;
   const RunResult ok = run(kRun + " --max-memory 8GiB --out " + t.file("a.png") + " --report " + t.file("r.json"));

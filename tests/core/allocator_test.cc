@@ -70,3 +70,9 @@ TEST(Allocator, RecyclingScopeHandsFreedBuffersOutAgainAndReleasesThemAtTheEnd) 
   EXPECT_EQ(a.stats().total_live, before.total_live);
   (void)weight;
 }
+
+TEST(Allocator, MachineMemoryIsKnownAndHoldsThisProcess) {
+  const size_t machine = machine_memory_bytes();
+  EXPECT_GT(machine, process_current_rss());
+  EXPECT_GT(machine, size_t{64} << 20);
+}

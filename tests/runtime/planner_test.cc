@@ -186,5 +186,25 @@ TEST(Bytes, ParsesUnitsAndRejectsGarbage) {
   EXPECT_EQ(format_bytes(1536 << 10), "1.5 MiB");
 }
 
+TEST(Planner, ARunBeyondTheMachinesMemoryIsRefusedNamingAPlanThatFits) {
+  const std::string dir = golden("pipeline_sd3_text");
+  PlanRequest req;
+  req.offload = Offload::None;
+  const MemoryPrediction none = predict_memory(dir, req);
+  EXPECT_FALSE(check_fits_machine(dir, none, none.peak_rss()).has_value());
+  EXPECT_FALSE(check_fits_machine(dir, none, 0).has_value());  // unknown machine size: no check
+  // One byte short: model offload (which predicts less, see above) is named.
+  const auto refusal = check_fits_machine(dir, none, none.peak_rss() - 1);
+  ASSERT_TRUE(refusal.has_value());
+  EXPECT_NE(refusal->find("more than this machine's"), std::string::npos) << *refusal;
+  EXPECT_NE(refusal->find("would run offload model"), std::string::npos) << *refusal;
+  EXPECT_NE(refusal->find(format_bytes(none.peak_rss())), std::string::npos) << *refusal;
+  // Nothing fits a 1 MiB machine: the message says so with the smallest feasible budget.
+  const auto none_fits = check_fits_machine(dir, none, 1 << 20);
+  ASSERT_TRUE(none_fits.has_value());
+  EXPECT_NE(none_fits->find("no offload mode fits"), std::string::npos) << *none_fits;
+  EXPECT_NE(none_fits->find("smallest feasible"), std::string::npos) << *none_fits;
+}
+
 }  // namespace
 }  // namespace qdit::runtime

@@ -34,7 +34,7 @@ void usage() {
       "                     [--latents FILE.safetensors] [--dtype f32|bf16|fp16] [--threads N] [--fuse-qkv]\n"
       "                     [--quant SPEC ...]\n"
       "                     [--batch N] [--offload none|model|blocks] [--offload-group N] [--max-memory SIZE]\n"
-      "                     [--report FILE.json] --out FILE.png\n"
+      "                     [--no-memory-check] [--report FILE.json] --out FILE.png\n"
       "With no --model, the built-in tiny PixArt-Sigma pipeline (random weights) at %s is used.\n%s"
       "  --batch N            images per prompt (FILE.png becomes FILE_0.png ... when N > 1)\n"
       "  --offload MODE       none: every component loaded up front and kept; model (default): each\n"
@@ -43,6 +43,8 @@ void usage() {
       "  --offload-group N    blocks per group with --offload blocks (default 1)\n"
       "  --max-memory SIZE    plan the least-offloaded run whose predicted peak fits (e.g. 8GiB); refused\n"
       "                       before any weight is read when none does. --quant auto lets it quantize too\n"
+      "  --no-memory-check    run even when the predicted peak exceeds this machine's memory (without\n"
+      "                       --max-memory such a run is refused before loading, naming a plan that fits)\n"
       "  --report FILE.json   settings, plan, and time / measured and predicted peak memory per phase\n",
       QDIT_DEFAULT_MODEL_DIR, QuantArgs::help());
 }
@@ -90,6 +92,7 @@ int cmd_generate(int argc, char** argv) {
   std::string model = QDIT_DEFAULT_MODEL_DIR, out, latents_file, report_file;
   bool have_prompt = false, offload_given = false, group_given = false;
   size_t max_memory = 0;
+  bool memory_check = true;
   QuantArgs qargs;
   for (int i = 1; i < argc; ++i) {
     const std::string a = argv[i];
@@ -122,6 +125,7 @@ int cmd_generate(int argc, char** argv) {
     else if (a == "--report") report_file = value();
     else if (a == "--batch") req.num_images = static_cast<int>(number(to_int));
     else if (a == "--max-memory") max_memory = runtime::parse_bytes(value(), "generate --max-memory");
+    else if (a == "--no-memory-check") memory_check = false;
     else if (a == "--offload-group") {
       popt.offload_group = static_cast<int>(number(to_int));
       group_given = true;
@@ -191,6 +195,9 @@ int cmd_generate(int argc, char** argv) {
       prediction = runtime::predict_memory(model, plan_req);
     } catch (const Error& e) {
       std::fprintf(stderr, "(no memory prediction: %s)\n", e.what());
+    }
+    if (prediction && memory_check) {
+      if (auto refusal = runtime::check_fits_machine(model, *prediction, machine_memory_bytes())) fail(*refusal);
     }
   }
 
