@@ -15,16 +15,15 @@ std::vector<float> weight_values(const Tensor& w) {
   return std::vector<float>(f.data<float>(), f.data<float>() + f.numel());
 }
 
-std::vector<float> weight_values_fast(const Tensor& w) {
+Tensor weight_values_fast(const Tensor& w) {
   QDIT_CHECK(w.dim() == 2, "[quant] weight must be 2-D [out, in], got ", w.desc());
   const Tensor c = w.contiguous();
-  std::vector<float> out(static_cast<size_t>(c.numel()));
+  if (c.dtype() != DType::BF16 && c.dtype() != DType::F16) return c.to(DType::F32).clone(MemTag::Workspace);
+  Tensor out = Tensor::empty(c.shape(), DType::F32, MemTag::Workspace);
   if (c.dtype() == DType::BF16)
-    kernels::cpu::bf16_to_f32_buffer(c.data<uint16_t>(), out.data(), c.numel());
-  else if (c.dtype() == DType::F16)
-    kernels::cpu::f16_to_f32_buffer(c.data<uint16_t>(), out.data(), c.numel());
+    kernels::cpu::bf16_to_f32_buffer(c.data<uint16_t>(), out.data<float>(), c.numel());
   else
-    return weight_values(w);
+    kernels::cpu::f16_to_f32_buffer(c.data<uint16_t>(), out.data<float>(), c.numel());
   return out;
 }
 

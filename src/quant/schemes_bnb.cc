@@ -87,7 +87,9 @@ class Bnb4bit : public Scheme {
   // (the code is the count of table midpoints below the value), on all threads.
   QuantizedWeight quantize(const Tensor& w) const override {
     const int64_t n = w.size(0), k = w.size(1), total = n * k, nb = blocks(total);
-    std::vector<float> x = weight_values_fast(w), absmax(static_cast<size_t>(nb));
+    const Tensor values = weight_values_fast(w);
+    const float* x = values.data<float>();
+    std::vector<float> absmax(static_cast<size_t>(nb));
     Tensor packed = Tensor::empty({(total + 1) / 2, 1}, DType::U8, MemTag::Weights);
     uint8_t* bytes = packed.data<uint8_t>();
     const kernels::qk::Kernels& kern = kernels::qk::get();

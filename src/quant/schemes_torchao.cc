@@ -168,7 +168,9 @@ class Int4Groups : public Scheme {
   // columns, so each byte holds two codes of one group).
   QuantizedWeight quantize(const Tensor& w) const override {
     const int64_t n = w.size(0), k = w.size(1), gs = effective_group(k, group_), ng = k / gs;
-    std::vector<float> x = weight_values_fast(w), scale(static_cast<size_t>(ng * n)), zero(scale.size());
+    const Tensor values = weight_values_fast(w);
+    const float* x = values.data<float>();
+    std::vector<float> scale(static_cast<size_t>(ng * n)), zero(scale.size());
     Tensor data = Tensor::empty({n, k / 2}, DType::I8, MemTag::Weights);
     uint8_t* bytes = data.data<uint8_t>();
     const kernels::qk::Kernels& kern = kernels::qk::get();
