@@ -18,8 +18,10 @@ std::vector<float> weight_values(const Tensor& w) {
 Tensor weight_values_fast(const Tensor& w) {
   QDIT_CHECK(w.dim() == 2, "[quant] weight must be 2-D [out, in], got ", w.desc());
   const Tensor c = w.contiguous();
-  if (c.dtype() != DType::BF16 && c.dtype() != DType::F16) return c.to(DType::F32).clone(MemTag::Workspace);
-  Tensor out = Tensor::empty(c.shape(), DType::F32, MemTag::Workspace);
+  // Tagged Other, not Workspace: a build-time temporary (also on a streaming prefetch thread during
+  // denoising) must go back to the system, not into the denoising loop's RecyclingScope.
+  if (c.dtype() != DType::BF16 && c.dtype() != DType::F16) return c.to(DType::F32).clone(MemTag::Other);
+  Tensor out = Tensor::empty(c.shape(), DType::F32, MemTag::Other);
   if (c.dtype() == DType::BF16)
     kernels::cpu::bf16_to_f32_buffer(c.data<uint16_t>(), out.data<float>(), c.numel());
   else

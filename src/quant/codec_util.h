@@ -14,7 +14,7 @@ namespace qdit::quant {
 // [out, in] weight values as f32 (exact for f32/bf16/f16 sources).
 std::vector<float> weight_values(const Tensor& w);
 // The same values as a contiguous f32 tensor, converted with the vectorised, threaded converters;
-// allocated through CpuAllocator (Workspace) so that this transient copy (168 MB for a T5-XXL
+// allocated through CpuAllocator (tag Other) so that this transient copy (168 MB for a T5-XXL
 // 10240 x 4096 layer) is tracked and the planner sees it.
 Tensor weight_values_fast(const Tensor& w);
 // A float part of `shape` in `dtype` (values are already representable in it).
