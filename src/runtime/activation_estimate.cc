@@ -46,6 +46,15 @@ class Live {
         static_cast<int64_t>(d), DType::F32, bf16_ && round))));
     return out;
   }
+  // A DiT's output: the final norm of x [rows, width] (x freed), proj_out to `out` columns, and
+  // with `unpatchify` the unpatchified copy of that projection.
+  void output_projection(double x, double rows, double width, double out, bool unpatchify) {
+    const double normed = alloc(rows * width * 4.0);
+    free(x);
+    const double y = gemm(rows, width, out);
+    free(normed);
+    if (unpatchify) alloc(y);
+  }
   size_t peak() const { return static_cast<size_t>(peak_); }
 
  private:
@@ -70,10 +79,9 @@ size_t pixart(const io::JsonConfig& c, double B, double N, double L, const Activ
   const double x = m.gemm(Bn, cin * p * p, D);
   m.free(patches);
   m.alloc(N * D * kF32);  // sin-cos table, cached by the model
-  double context = 0;
-  if (cap > 0) {
+  if (cap > 0) {  // caption projection: its output is held for the whole forward
     const double c1 = m.gemm(Bl, cap, D);
-    context = m.gemm(Bl, D, D);
+    m.gemm(Bl, D, D);
     m.free(c1);
   }
   m.alloc(Bl * kF32);  // mask bias
@@ -93,12 +101,7 @@ size_t pixart(const io::JsonConfig& c, double B, double N, double L, const Activ
     const double f1 = m.gemm(Bn, D, F), f2 = m.gemm(Bn, F, D);
     m.free(f1, f2, h, mod);
   }
-  const double x2 = m.alloc(Bn * D * kF32);
-  m.free(x);
-  const double y = m.gemm(Bn, D, p * p * cout);
-  m.free(x2);
-  m.alloc(y);  // unpatchified output
-  m.free(y, context);
+  m.output_projection(x, Bn, D, p * p * cout, true);
   return m.peak();
 }
 
@@ -134,11 +137,7 @@ size_t sd3(const io::JsonConfig& c, double B, double N, double L, const Activati
     }
   }
   m.free(context);
-  const double x2 = m.alloc(Bn * D * kF32);
-  m.free(x);
-  const double y = m.gemm(Bn, D, p * p * cout);
-  m.free(x2);
-  m.alloc(y);
+  m.output_projection(x, Bn, D, p * p * cout, true);
   return m.peak();
 }
 
@@ -200,10 +199,7 @@ size_t flux(const io::JsonConfig& c, double B, double N, double L, const Activat
     m.free(s);
   }
   m.free(context);
-  const double x2 = m.alloc(Bn * D * kF32);
-  m.free(x);
-  m.gemm(Bn, D, cin);
-  m.free(x2);
+  m.output_projection(x, Bn, D, cin, false);
   return m.peak();
 }
 
@@ -277,11 +273,7 @@ size_t auraflow(const io::JsonConfig& c, double B, double N, double L, const Act
     m.free(comb);
   }
   m.free(context);
-  const double x2 = m.alloc(Bn * D * kF32);
-  m.free(x);
-  const double y = m.gemm(Bn, D, p * p * cout);
-  m.free(x2);
-  m.alloc(y);
+  m.output_projection(x, Bn, D, p * p * cout, true);
   return m.peak();
 }
 

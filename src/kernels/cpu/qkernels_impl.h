@@ -356,12 +356,10 @@ void min_max_t(const float* x, int64_t n, float* mn, float* mx) {
   *mx = hi;
 }
 
-template <class V>
-void affine_codes_t(const float* x, int64_t n, float mn, float s, uint8_t* out) {
+// out[i] = code(x[i..i+W)) lane by lane for f32 x; the tail runs on a zero-padded copy.
+template <class V, class Code>
+void store_codes(const float* x, int64_t n, const Code& code, uint8_t* out) {
   constexpr int W = V::W;
-  const typename V::F vmn = V::set1(mn), vs = V::set1(s);
-  const typename V::I z = V::set1i(0), f = V::set1i(15);
-  auto code = [&](typename V::F v) { return V::imin(V::imax(V::cvt_rne(V::div(V::sub(v, vmn), vs)), z), f); };
   int64_t i = 0;
   for (; i + W <= n; i += W) V::store_u8(out + i, code(V::loadf(x + i)));
   if (i < n) {
@@ -371,6 +369,14 @@ void affine_codes_t(const float* x, int64_t n, float mn, float s, uint8_t* out) 
     V::store_u8(to, code(V::loadf(tx)));
     memcpy(out + i, to, static_cast<size_t>(n - i));
   }
+}
+
+template <class V>
+void affine_codes_t(const float* x, int64_t n, float mn, float s, uint8_t* out) {
+  const typename V::F vmn = V::set1(mn), vs = V::set1(s);
+  const typename V::I z = V::set1i(0), f = V::set1i(15);
+  auto code = [&](typename V::F v) { return V::imin(V::imax(V::cvt_rne(V::div(V::sub(v, vmn), vs)), z), f); };
+  store_codes<V>(x, n, code, out);
 }
 
 template <class V>
@@ -393,15 +399,7 @@ void nearest_codes_t(const float* x, int64_t n, float inv, const qdit::kernels::
     if (t.sign_bit) c = V::ior(V::permute(vtab, c), V::isel(V::flt(v, zero), eight, V::set1i(0)));
     return c;
   };
-  int64_t i = 0;
-  for (; i + W <= n; i += W) V::store_u8(out + i, code(V::loadf(x + i)));
-  if (i < n) {
-    float tx[W] = {};
-    uint8_t to[W];
-    memcpy(tx, x + i, sizeof(float) * static_cast<size_t>(n - i));
-    V::store_u8(to, code(V::loadf(tx)));
-    memcpy(out + i, to, static_cast<size_t>(n - i));
-  }
+  store_codes<V>(x, n, code, out);
 }
 
 // ---- Int8Linear epilogue ----
