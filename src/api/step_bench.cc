@@ -499,13 +499,20 @@ StepBenchResult run_step_bench(const StepBenchOptions& opt) {
   return r;
 }
 
+namespace {
+// "19+38": blocks per depth setting.
+std::string layers(const std::vector<int64_t>& v) {
+  std::string s;
+  for (size_t i = 0; i < v.size(); ++i) {
+    if (i) s += '+';
+    s += std::to_string(v[i]);
+  }
+  return s;
+}
+}  // namespace
+
 std::string format_step_bench(const StepBenchResult& r, bool with_ops) {
   std::ostringstream os;
-  auto layers = [](const std::vector<int64_t>& v) {
-    std::string s;
-    for (size_t i = 0; i < v.size(); ++i) s += (i ? "+" : "") + std::to_string(v[i]);
-    return s;
-  };
   const bool reduced = r.layers != r.full_layers;
   os << r.class_name << " (" << r.description << "), blocks " << layers(r.layers)
      << (reduced ? " of " + layers(r.full_layers) : std::string()) << ", " << fmt("%.3f", r.parameters * 1e-9)
@@ -557,11 +564,6 @@ std::string format_step_bench(const StepBenchResult& r, bool with_ops) {
 
 std::string step_bench_markdown_row(const StepBenchResult& r) {
   const double tf = r.flops.total(), med = r.median(), rate = tf / med * 1e-9;
-  auto layers = [](const std::vector<int64_t>& v) {
-    std::string s;
-    for (size_t i = 0; i < v.size(); ++i) s += (i ? "+" : "") + std::to_string(v[i]);
-    return s;
-  };
   const std::string depth =
       r.layers != r.full_layers ? ", blocks " + layers(r.layers) + " of " + layers(r.full_layers) : std::string();
   std::ostringstream os;

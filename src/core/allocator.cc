@@ -79,13 +79,13 @@ void* map_huge(size_t bytes) {
   if (whole_huge_pages > 0) ::madvise(reinterpret_cast<void*>(aligned), whole_huge_pages, MADV_HUGEPAGE);
   return reinterpret_cast<void*>(aligned);
 }
-}  // namespace
 
-namespace {
-// The buffers kept by RecyclingScope, by the size the system gave them (64-byte or 2 MiB rounded).
+// The buffers kept by RecyclingScope, by the size the system gave them (64-byte rounded; 4 KiB
+// for mapped buffers). `scopes` is read without the lock first, so that allocations outside any
+// scope (loading, text encoding) never touch the mutex.
 struct RecyclePool {
   std::mutex mu;
-  int scopes = 0;
+  std::atomic<int> scopes{0};
   std::unordered_map<size_t, std::vector<void*>> free_by_size;
 };
 RecyclePool& recycle_pool() {
@@ -103,8 +103,8 @@ void release_to_system(void* p, size_t bytes) {
 }
 // A kept buffer of this size, or null (also when no scope is alive).
 void* take_recycled(size_t bytes, MemTag tag) {
-  if (!recyclable(tag)) return nullptr;
   RecyclePool& pool = recycle_pool();
+  if (!recyclable(tag) || pool.scopes.load(std::memory_order_relaxed) == 0) return nullptr;
   std::lock_guard<std::mutex> lock(pool.mu);
   if (pool.scopes == 0) return nullptr;
   auto it = pool.free_by_size.find(system_size(bytes));
@@ -114,8 +114,8 @@ void* take_recycled(size_t bytes, MemTag tag) {
   return p;
 }
 bool keep_recycled(void* p, size_t bytes, MemTag tag) {
-  if (!recyclable(tag)) return false;
   RecyclePool& pool = recycle_pool();
+  if (!recyclable(tag) || pool.scopes.load(std::memory_order_relaxed) == 0) return false;
   std::lock_guard<std::mutex> lock(pool.mu);
   if (pool.scopes == 0) return false;
   pool.free_by_size[system_size(bytes)].push_back(p);
