@@ -113,8 +113,8 @@ class PackedLinear : public LinearKernel {
 
 // W8A8 Linear (torchao int8dq): each token's activation row is quantized to int8 on the fly
 // (symmetric, scale = max(amax / act_divisor, f32 eps), round half even, clamp [-128, 127]) and
-// multiplied with pre-packed s8 weights by oneDNN's int8 GEMM (VNNI / AMX), a block of rows at a
-// time; y = act((acc * w_scale[n]) * x_scale[m] + b), optionally added to y.
+// multiplied with pre-packed s8 weights (qdit's AMX tile GEMM where the CPU has AMX-INT8, else
+// oneDNN's int8 GEMM, VNNI); y = act((acc * w_scale[n]) * x_scale[m] + b), optionally added to y.
 class Int8Linear : public LinearKernel {
  public:
   // qweight: s8 [N, K]; w_scale: f32 [N]; bias: [N] or undefined.
@@ -133,7 +133,9 @@ class Int8Linear : public LinearKernel {
 
 // Per-row symmetric int8 quantization of x [m, k]: scales[r] = max(amax_r / divisor, f32 eps),
 // q = clamp(round_half_even(x * (1 / scale)), -128, 127).
-void quantize_rows_s8(const float* x, int64_t m, int64_t k, float divisor, int8_t* q, float* scales);
+// Rows of q are ldq apart (default k; the padding past k is zeroed).
+void quantize_rows_s8(const float* x, int64_t m, int64_t k, float divisor, int8_t* q, float* scales,
+                      int64_t ldq = -1);
 
 // Plain triple-loop reference (double accumulation) for tests: y = act(x W^T + b).
 Tensor linear_reference(const Tensor& x, const Tensor& weight, const Tensor& bias,

@@ -54,7 +54,7 @@ TEST_P(Int8LinearShapes, MatchesLoopOverCodes) {
   {
     Int8Linear lin(qw, ws_t, b);
     const std::string what = std::to_string(m) + "x" + std::to_string(k) + "x" + std::to_string(n);
-    for (Activation a : {Activation::None, Activation::GeluTanh, Activation::Silu}) {
+    for (Activation a : {Activation::None, Activation::GeluTanh, Activation::GeluErf, Activation::Silu, Activation::Relu}) {
       Tensor ref = int8_reference(x, qw, ws, b, a);
       expect_close(lin.forward(x, {a}), ref, 1e-5f, what + " " + activation_name(a));
       // Residual accumulate: y += act(...).
@@ -72,4 +72,6 @@ TEST_P(Int8LinearShapes, MatchesLoopOverCodes) {
 INSTANTIATE_TEST_SUITE_P(Sizes, Int8LinearShapes,
                          ::testing::Values(std::make_tuple(1, 64, 48), std::make_tuple(3, 37, 5),
                                            std::make_tuple(17, 130, 77), std::make_tuple(64, 256, 96),
-                                           std::make_tuple(300, 72, 40), std::make_tuple(200, 32, 4100)));
+                                           std::make_tuple(300, 72, 40), std::make_tuple(200, 32, 4100),
+                                           // several blocks of rows in the AMX kernel (about 1 MiB of codes each)
+                                           std::make_tuple(290, 4100, 36)));

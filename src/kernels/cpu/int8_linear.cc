@@ -1,5 +1,6 @@
-// Int8Linear: dynamic per-token int8 activations x pre-packed s8 weights through oneDNN's int8
-// matmul, then the per-token scale, bias, activation and residual add.
+// Int8Linear: dynamic per-token int8 activations x pre-packed s8 weights, then the per-token scale,
+// bias, activation and residual add: on AMX-INT8 CPUs all in AmxInt8Gemm (amx_int8_gemm.h), elsewhere
+// through oneDNN's int8 matmul and a blocked epilogue.
 #include <algorithm>
 #include <cmath>
 #include <cstring>
@@ -11,6 +12,7 @@
 
 #include "qdit/core/error.h"
 #include "qdit/core/parallel.h"
+#include "qdit/kernels/cpu/amx_int8_gemm.h"
 #include "qdit/kernels/cpu/dnnl_context.h"
 #include "qdit/kernels/gemm.h"
 #include "qdit/kernels/quant_kernels.h"
@@ -23,10 +25,14 @@ using dt = dnnl::memory::data_type;
 using cpu::dnnl_engine;
 using cpu::dnnl_stream;
 
-void quantize_rows_s8(const float* x, int64_t m, int64_t k, float divisor, int8_t* q, float* scales) {
+void quantize_rows_s8(const float* x, int64_t m, int64_t k, float divisor, int8_t* q, float* scales, int64_t ldq) {
+  if (ldq < 0) ldq = k;
   const qk::Kernels& kern = qk::get();
   parallel_for(m, 8, [&](int64_t r0, int64_t r1) {
-    for (int64_t r = r0; r < r1; ++r) kern.act_quant_s8(x + r * k, k, divisor, q + r * k, scales + r);
+    for (int64_t r = r0; r < r1; ++r) {
+      kern.act_quant_s8(x + r * k, k, divisor, q + r * ldq, scales + r);
+      if (ldq > k) std::memset(q + r * ldq + k, 0, static_cast<size_t>(ldq - k));
+    }
   });
 }
 
@@ -38,6 +44,7 @@ void quantize_rows_s8(const float* x, int64_t m, int64_t k, float divisor, int8_
 // epilogue runs on that block right after: * x_scale[m], + bias, the activation (oneDNN's eltwise,
 // the same code its post-ops run), + y. The order of operations is that of the post-op chain.
 struct Int8Linear::Impl {
+  std::unique_ptr<cpu::AmxInt8Gemm> amx;  // AMX machines: qdit's own tile GEMM instead of oneDNN's
   memory::desc packed_md;
   memory packed;
   std::vector<float> w_scale;
@@ -101,6 +108,10 @@ Int8Linear::Int8Linear(const Tensor& qweight, const Tensor& w_scale, const Tenso
   // About 1 MiB of f32 scratch per block of rows (L2-resident), at least 128 rows for the GEMM.
   impl_->chunk = std::max<int64_t>(128, (int64_t{1} << 18) / std::max<int64_t>(n_, 1) / 16 * 16);
   Tensor w = qweight.contiguous();
+  if (cpu::AmxInt8Gemm::available()) {
+    impl_->amx = std::make_unique<cpu::AmxInt8Gemm>(w.data<int8_t>(), n_, k_);
+    return;
+  }
   memory user({{k_, n_}, dt::s8, tag::ba}, dnnl_engine(), w.raw_data());
   auto pd = impl_->make_pd(1024, k_, n_, memory::desc({k_, n_}, dt::s8, tag::any));
   impl_->packed_md = pd.weights_desc();
@@ -111,12 +122,12 @@ Int8Linear::Int8Linear(const Tensor& qweight, const Tensor& w_scale, const Tenso
 }
 
 Int8Linear::~Int8Linear() {
-  if (impl_)
+  if (impl_ && !impl_->amx)
     CpuAllocator::instance().deallocate(impl_->packed.get_data_handle(), impl_->packed_md.get_size(), MemTag::Weights);
 }
 
 size_t Int8Linear::weight_bytes() const {
-  return impl_->packed_md.get_size() + impl_->w_scale.size() * sizeof(float) +
+  return (impl_->amx ? impl_->amx->packed_bytes() : impl_->packed_md.get_size()) + impl_->w_scale.size() * sizeof(float) +
          (impl_->bias.defined() ? impl_->bias.nbytes() : 0);
 }
 
@@ -128,31 +139,43 @@ void Int8Linear::forward_into(const Tensor& x_in, Tensor& y, const GemmOptions& 
              " must be contiguous f32 with ", m, "x", n_, " elements");
   if (m == 0) return;
   Tensor x = x_in.contiguous().to(DType::F32);
-  Tensor q = Tensor::empty({m, k_}, DType::I8, MemTag::Workspace);
+  const cpu::AmxInt8Gemm* amx = impl_->amx.get();
+  // The AMX kernel reads rows padded to its k step, and whole 32-row blocks (padding rows zero).
+  const int64_t lda = amx ? amx->lda() : k_;
+  const int64_t rows_alloc = amx ? (m + cpu::AmxInt8Gemm::kRowAlign - 1) / cpu::AmxInt8Gemm::kRowAlign *
+                                       cpu::AmxInt8Gemm::kRowAlign
+                                 : m;
+  Tensor q = Tensor::empty({rows_alloc, lda}, DType::I8, MemTag::Workspace);
   Tensor xs = Tensor::empty({m}, DType::F32, MemTag::Workspace);
-  quantize_rows_s8(x.data<float>(), m, k_, impl_->divisor, q.data<int8_t>(), xs.data<float>());
+  quantize_rows_s8(x.data<float>(), m, k_, impl_->divisor, q.data<int8_t>(), xs.data<float>(), lda);
+  if (rows_alloc > m) std::memset(q.data<int8_t>() + m * lda, 0, static_cast<size_t>((rows_alloc - m) * lda));
+  const float* bias = impl_->bias.defined() ? impl_->bias.data<float>() : nullptr;
+  if (amx) {
+    amx->run(q.data<int8_t>(), m, xs.data<float>(), impl_->w_scale.data(), bias, opt.activation, opt.accumulate,
+             y.data<float>(), n_);
+    return;
+  }
 
   const qk::Kernels& kern = qk::get();
   // Equal blocks (a multiple of 16 rows) rather than full ones and a thin remainder.
   const int64_t blocks = (m + impl_->chunk - 1) / impl_->chunk;
   const int64_t chunk = std::min(m, ((m + blocks - 1) / blocks + 15) / 16 * 16);
   Tensor tmp = Tensor::empty({chunk, n_}, DType::F32, MemTag::Workspace);
-  const float* b = impl_->bias.defined() ? impl_->bias.data<float>() : nullptr;
   float* t = tmp.data<float>();
   for (int64_t m0 = 0; m0 < m; m0 += chunk) {
     const int64_t rows = std::min(chunk, m - m0);
     float* out = y.data<float>() + m0 * n_;
+    const float* xsc = xs.data<float>() + m0;
     dnnl::matmul p = impl_->prim(rows, k_, n_);
     p.execute(dnnl_stream(), {{DNNL_ARG_SRC, memory({{rows, k_}, dt::s8, tag::ab}, dnnl_engine(), q.data<int8_t>() + m0 * k_)},
                               {DNNL_ARG_WEIGHTS, impl_->packed},
                               {DNNL_ARG_DST, memory({{rows, n_}, dt::f32, tag::ab}, dnnl_engine(), t)}});
     dnnl_stream().wait();
-    const float* xsc = xs.data<float>() + m0;
     if (opt.activation == Activation::None) {
-      kern.epilogue_rows(t, rows, n_, xsc, b, opt.accumulate, out);
+      kern.epilogue_rows(t, rows, n_, xsc, bias, opt.accumulate, out);
       continue;
     }
-    kern.epilogue_rows(t, rows, n_, xsc, b, false, t);
+    kern.epilogue_rows(t, rows, n_, xsc, bias, false, t);
     memory tm({{rows, n_}, dt::f32, tag::ab}, dnnl_engine(), t);
     impl_->act(rows, n_, opt.activation).execute(dnnl_stream(), {{DNNL_ARG_SRC, tm}, {DNNL_ARG_DST, tm}});
     dnnl_stream().wait();

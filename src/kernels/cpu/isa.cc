@@ -55,6 +55,14 @@ bool has_amx_bf16() {
   return ok;
 }
 
+bool has_amx_int8() {
+  static const bool ok = [] {
+    unsigned a, b, c, d;
+    return has_amx_bf16() && __get_cpuid_count(7, 0, &a, &b, &c, &d) && ((d >> 25) & 1);
+  }();
+  return ok;
+}
+
 const char* isa_name() {
   if (has_amx_bf16()) return "amx_bf16";
   return has_avx512_bf16() ? "avx512_bf16" : "avx2";

@@ -9,5 +9,6 @@ bool has_avx512_vnni();
 // AMX-TILE + AMX-BF16 (Sapphire Rapids and later), enabled by the OS in XCR0, and this process
 // granted the tile data state (Linux arch_prctl(ARCH_REQ_XCOMP_PERM), requested on the first call).
 bool has_amx_bf16();
+bool has_amx_int8();  // has_amx_bf16() and AMX-INT8 (every CPU with AMX so far)
 const char* isa_name();
 }  // namespace qdit::kernels::cpu

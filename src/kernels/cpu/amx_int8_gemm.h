@@ -1,0 +1,34 @@
+// s8 x s8 GEMM on AMX tiles (TDPBSSD) for Int8Linear, with its per-token/per-channel scale epilogue.
+// oneDNN 2.6's brgemm reaches about a third of one core's AMX int8 rate on DiT shapes; this kernel
+// keeps a 32-column weight panel slice in L1 and a block of quantized rows in L2 instead.
+#pragma once
+#include <cstddef>
+#include <cstdint>
+
+#include "qdit/core/tensor.h"
+#include "qdit/kernels/gemm.h"
+#include "qdit/kernels/cpu/isa.h"
+
+namespace qdit::kernels::cpu {
+
+class AmxInt8Gemm {
+ public:
+  static constexpr int64_t kRowAlign = 32;  // A buffers hold a multiple of this many rows
+  static bool available() { return has_amx_int8(); }  // AMX-INT8 usable on this CPU
+  // w: s8 [n, k] row-major, packed once here (zero padded to 32 columns and 64-deep k steps).
+  AmxInt8Gemm(const int8_t* w, int64_t n, int64_t k);
+  // Row stride (bytes) of the quantized activations run() reads: k rounded up to 64, padding zero.
+  int64_t lda() const { return kp_; }
+  size_t packed_bytes() const { return packed_.nbytes(); }
+  // y[i, j] (row stride ldy) = act((acc[i, j] * w_scale[j]) * a_scale[i] + bias[j]), or that
+  // added to y with accumulate, for rows i < m of a (s8, row stride lda(), rows up to a multiple
+  // of 32 present; the padding rows' results are dropped). bias may be null.
+  void run(const int8_t* a, int64_t m, const float* a_scale, const float* w_scale, const float* bias, Activation act,
+           bool accumulate, float* y, int64_t ldy) const;
+
+ private:
+  int64_t n_, k_, kp_, panels_;
+  Tensor packed_;  // [panels][kp/64][2 tiles][16 k-quads][16 columns][4]
+};
+
+}  // namespace qdit::kernels::cpu

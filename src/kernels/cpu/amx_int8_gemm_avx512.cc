@@ -1,0 +1,214 @@
+// AmxInt8Gemm (amx_int8_gemm.h). Compiled with the AVX-512 flags; constructed and run only when
+// AmxInt8Gemm::available().
+// GCC 12 warns about the deliberately undefined vectors inside its own AVX-512 intrinsics.
+#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+#include <algorithm>
+#include <cstring>
+
+#include "qdit/core/error.h"
+#include "qdit/core/parallel.h"
+#include "qdit/kernels/cpu/amx_int8_gemm.h"
+
+#include <immintrin.h>
+// After every standard header, so that only the code below is AMX code.
+#pragma GCC target("avx512f,avx512bw,avx512vl,avx512dq,amx-tile,amx-int8")
+
+namespace qdit::kernels::cpu {
+namespace {
+
+constexpr int64_t kPanel = 32;   // output columns per panel: two 16-column B tiles
+constexpr int64_t kStep = 64;    // k per tile product (16 rows of 4-byte k quads)
+constexpr int64_t kTile = 1024;  // bytes per B tile
+constexpr int64_t kBlockBytes = int64_t{1} << 20;  // s8 activation rows per block: about 1 MiB, in L2
+constexpr int64_t kDepth = 512;  // k per pass: the panel's 16 KiB of weights for it stay in L1
+
+int64_t round_up(int64_t x, int64_t m) { return (x + m - 1) / m * m; }
+
+struct alignas(64) TileConfig {
+  uint8_t palette = 1, start_row = 0;
+  uint8_t reserved[14] = {};
+  uint16_t colsb[16] = {};
+  uint8_t rows[16] = {};
+};
+
+// Tiles 0-3: the 32 x 32 s32 accumulators (row half r, column half c at 2r + c); 4-5: A (16 rows
+// x 64 k each); 6-7: B (64 k x 16 columns each).
+void configure_tiles() {
+  TileConfig cfg;
+  for (int i = 0; i < 8; ++i) {
+    cfg.colsb[i] = 64;
+    cfg.rows[i] = 16;
+  }
+  _tile_loadconfig(&cfg);  // per call: oneDNN and the attention kernel configure other shapes
+}
+
+// c (32 x 32 s32, row stride 32) += or = a (32 rows, stride lda) . b panel slice (steps tiles).
+void block_32x32(const int8_t* a, int64_t lda, const int8_t* b, int64_t steps, int32_t* c, bool load_c) {
+  if (load_c) {
+    _tile_loadd(0, c, 128);
+    _tile_loadd(1, c + 16, 128);
+    _tile_loadd(2, c + 16 * 32, 128);
+    _tile_loadd(3, c + 16 * 32 + 16, 128);
+  } else {
+    _tile_zero(0);
+    _tile_zero(1);
+    _tile_zero(2);
+    _tile_zero(3);
+  }
+  for (int64_t s = 0; s < steps; ++s) {
+    _tile_loadd(4, a + s * kStep, lda);
+    _tile_loadd(6, b + s * 2 * kTile, 64);
+    _tile_loadd(7, b + s * 2 * kTile + kTile, 64);
+    _tile_dpbssd(0, 4, 6);
+    _tile_dpbssd(1, 4, 7);
+    _tile_loadd(5, a + 16 * lda + s * kStep, lda);
+    _tile_dpbssd(2, 5, 6);
+    _tile_dpbssd(3, 5, 7);
+  }
+  _tile_stored(0, c, 128);
+  _tile_stored(1, c + 16, 128);
+  _tile_stored(2, c + 16 * 32, 128);
+  _tile_stored(3, c + 16 * 32 + 16, 128);
+}
+
+// e^x to about 2 ulp for x in [-87, 88] (clamped there): 2^n by scalef times a degree-6
+// polynomial of the reduced argument |r| <= ln2/2.
+__m512 exp_ps(__m512 x) {
+  x = _mm512_min_ps(_mm512_max_ps(x, _mm512_set1_ps(-87.0f)), _mm512_set1_ps(88.0f));
+  const __m512 n = _mm512_roundscale_ps(_mm512_mul_ps(x, _mm512_set1_ps(1.4426950408889634f)),
+                                        _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+  __m512 r = _mm512_fnmadd_ps(n, _mm512_set1_ps(0.693145751953125f), x);  // ln2 split in two parts
+  r = _mm512_fnmadd_ps(n, _mm512_set1_ps(1.428606765330187e-06f), r);
+  __m512 p = _mm512_set1_ps(1.0f / 720.0f);
+  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.0f / 120.0f));
+  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.0f / 24.0f));
+  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.0f / 6.0f));
+  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(0.5f));
+  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.0f));
+  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.0f));
+  return _mm512_scalef_ps(p, n);
+}
+
+// The activations of apply_activation(), to within a few ulp of f32 (tanh and erf through exp).
+__m512 activate(Activation act, __m512 x) {
+  const __m512 one = _mm512_set1_ps(1.0f);
+  switch (act) {
+    case Activation::None: return x;
+    case Activation::Relu: return _mm512_max_ps(x, _mm512_setzero_ps());
+    case Activation::Silu:  // x / (1 + e^-x)
+      return _mm512_div_ps(x, _mm512_add_ps(one, exp_ps(_mm512_sub_ps(_mm512_setzero_ps(), x))));
+    case Activation::GeluTanh: {  // 0.5 x (1 + tanh(u)) = x / (1 + e^(-2u)), u = sqrt(2/pi) (x + 0.044715 x^3)
+      const __m512 x3 = _mm512_mul_ps(_mm512_mul_ps(x, x), x);
+      const __m512 u = _mm512_mul_ps(_mm512_set1_ps(0.7978845608028654f), _mm512_fmadd_ps(_mm512_set1_ps(0.044715f), x3, x));
+      return _mm512_div_ps(x, _mm512_add_ps(one, exp_ps(_mm512_mul_ps(_mm512_set1_ps(-2.0f), u))));
+    }
+    case Activation::GeluErf: {  // 0.5 x (1 + erf(x / sqrt 2)), erf by Abramowitz-Stegun 7.1.26 (|err| < 1.5e-7)
+      const __m512 z = _mm512_abs_ps(_mm512_mul_ps(x, _mm512_set1_ps(0.7071067811865476f)));
+      const __m512 t = _mm512_div_ps(one, _mm512_fmadd_ps(_mm512_set1_ps(0.3275911f), z, one));
+      __m512 p = _mm512_set1_ps(1.061405429f);
+      p = _mm512_fmadd_ps(p, t, _mm512_set1_ps(-1.453152027f));
+      p = _mm512_fmadd_ps(p, t, _mm512_set1_ps(1.421413741f));
+      p = _mm512_fmadd_ps(p, t, _mm512_set1_ps(-0.284496736f));
+      p = _mm512_fmadd_ps(p, t, _mm512_set1_ps(0.254829592f));
+      p = _mm512_mul_ps(p, t);
+      const __m512 e = _mm512_fnmadd_ps(p, exp_ps(_mm512_mul_ps(_mm512_sub_ps(_mm512_setzero_ps(), z), z)), one);
+      const __m512 erf = _mm512_mask_sub_ps(e, _mm512_cmp_ps_mask(x, _mm512_setzero_ps(), _CMP_LT_OQ),
+                                            _mm512_setzero_ps(), e);
+      return _mm512_mul_ps(_mm512_mul_ps(_mm512_set1_ps(0.5f), x), _mm512_add_ps(one, erf));
+    }
+  }
+  return x;
+}
+
+// y row (cols columns of a panel) = act((float(acc) * ws) * as + bias), or y + that.
+void epilogue_row(const int32_t* acc, int64_t cols, const float* ws, float as, const float* bias, Activation act,
+                  bool accumulate, float* y) {
+  const __m512 vas = _mm512_set1_ps(as);
+  for (int64_t j = 0; j < cols; j += 16) {
+    const __mmask16 mk = cols - j >= 16 ? static_cast<__mmask16>(0xFFFF) : static_cast<__mmask16>((1u << (cols - j)) - 1);
+    __m512 v = _mm512_mul_ps(_mm512_cvtepi32_ps(_mm512_loadu_si512(acc + j)), _mm512_maskz_loadu_ps(mk, ws + j));
+    v = _mm512_mul_ps(v, vas);
+    if (bias) v = _mm512_add_ps(v, _mm512_maskz_loadu_ps(mk, bias + j));
+    v = activate(act, v);
+    if (accumulate) v = _mm512_add_ps(_mm512_maskz_loadu_ps(mk, y + j), v);
+    _mm512_mask_storeu_ps(y + j, mk, v);
+  }
+}
+
+}  // namespace
+
+AmxInt8Gemm::AmxInt8Gemm(const int8_t* w, int64_t n, int64_t k)
+    : n_(n), k_(k), kp_(round_up(std::max<int64_t>(k, 1), kStep)), panels_((n + kPanel - 1) / kPanel) {
+  QDIT_CHECK(available(), "[int8 linear] the AMX int8 GEMM needs AMX-INT8, which this CPU lacks");
+  const int64_t steps = kp_ / kStep;
+  packed_ = Tensor::zeros({panels_ * steps * 2 * kTile}, DType::I8, MemTag::Weights);
+  int8_t* dst = packed_.data<int8_t>();
+  // Tile word [r][c] = the 4 bytes of column c at k = s*64 + 4r (a 16 x 16 transpose of words).
+  parallel_for(panels_, 1, [&](int64_t p0, int64_t p1) {
+    for (int64_t p = p0; p < p1; ++p)
+      for (int64_t t = 0; t < 2; ++t)
+        for (int64_t c = 0; c < 16; ++c) {
+          const int64_t col = p * kPanel + t * 16 + c;
+          if (col >= n) break;
+          const int8_t* row = w + col * k;
+          for (int64_t s = 0; s < steps; ++s) {
+            int8_t* tile = dst + ((p * steps + s) * 2 + t) * kTile + c * 4;
+            const int64_t k0 = s * kStep, kn = std::min(kStep, k - k0);
+            if (kn == kStep) {
+              for (int64_t r = 0; r < 16; ++r) std::memcpy(tile + r * 64, row + k0 + 4 * r, 4);
+            } else {
+              for (int64_t kk = 0; kk < kn; ++kk) tile[(kk / 4) * 64 + kk % 4] = row[k0 + kk];
+            }
+          }
+        }
+  });
+}
+
+void AmxInt8Gemm::run(const int8_t* a, int64_t m, const float* a_scale, const float* w_scale, const float* bias,
+                      Activation act, bool accumulate, float* y, int64_t ldy) const {
+  if (m <= 0) return;
+  const int64_t mp = round_up(m, kRowAlign), steps = kp_ / kStep;
+  const int8_t* b = packed_.data<int8_t>();
+  // Threads take panels; each sweeps its panels once per block of rows (kept in its L2). The
+  // epilogue of a panel runs in pieces between the next panel's tile products, so the vector
+  // units convert and store while the tile unit multiplies (out-of-order overlap).
+  const int64_t block_rows = std::min(mp, std::clamp<int64_t>(kBlockBytes / kp_ / 32 * 32, 32, 1024));
+  const int64_t workers = std::min<int64_t>(num_threads(), panels_), slot_elems = 2 * block_rows * kPanel;
+  Tensor scratch = Tensor::empty({workers * slot_elems * 4}, DType::U8, MemTag::Workspace);
+  parallel_for(panels_, 1, [&](int64_t p0, int64_t p1) {
+    configure_tiles();
+    // Run inline (nested or one thread), thread_index() may be an outer team's: any slot will do.
+    int32_t* slot = reinterpret_cast<int32_t*>(scratch.raw_data()) + std::min<int64_t>(thread_index(), workers - 1) * slot_elems;
+    int32_t* acc[2] = {slot, slot + block_rows * kPanel};
+    for (int64_t r0 = 0; r0 < mp; r0 += block_rows) {
+      const int64_t rows = std::min(block_rows, mp - r0), live = std::min(rows, m - r0);
+      const int64_t passes = (kp_ + kDepth - 1) / kDepth, units = passes * (rows / 32);
+      int64_t prev = -1, done = 0;  // the panel whose epilogue is pending, and its rows written
+      auto epilogue_until = [&](int64_t due) {
+        const int64_t c0 = prev * kPanel, cols = std::min(kPanel, n_ - c0);
+        const int32_t* c = acc[prev & 1];
+        for (; done < due; ++done)
+          epilogue_row(c + done * kPanel, cols, w_scale + c0, a_scale[r0 + done], bias ? bias + c0 : nullptr, act,
+                       accumulate, y + (r0 + done) * ldy + c0);
+      };
+      for (int64_t p = p0; p < p1; ++p) {
+        const int8_t* bp = b + p * steps * 2 * kTile;
+        int32_t* c = acc[p & 1];
+        int64_t u = 0;
+        for (int64_t k0 = 0; k0 < kp_; k0 += kDepth) {
+          const int64_t ks = std::min(kDepth, kp_ - k0) / kStep;
+          for (int64_t i = 0; i < rows; i += 32, ++u) {
+            block_32x32(a + (r0 + i) * kp_ + k0, kp_, bp + (k0 / kStep) * 2 * kTile, ks, c + i * kPanel, k0 > 0);
+            if (prev >= 0) epilogue_until(live * (u + 1) / units);
+          }
+        }
+        prev = p;
+        done = 0;
+      }
+      if (prev >= 0) epilogue_until(live);
+    }
+    _tile_release();
+  });
+}
+
+}  // namespace qdit::kernels::cpu
