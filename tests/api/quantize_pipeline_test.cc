@@ -57,8 +57,11 @@ TEST_P(SaveReload, GeneratesBitIdenticallyToQuantizeOnLoad) {
   // The float pipeline differs: the quantized weights were really used.
   auto plain = run(kCase, {});
   EXPECT_FALSE(identical(plain.latents, stored.latents)) << GetParam();
-  for (const auto& r : stored.components)
-    if (r.name == "transformer" || r.name == "text_encoder") EXPECT_NE(r.quant.find("(stored)"), std::string::npos);
+  for (const auto& r : stored.components) {
+    if (r.name == "transformer" || r.name == "text_encoder") {
+      EXPECT_NE(r.quant.find("(stored)"), std::string::npos);
+    }
+  }
   fs::remove_all(out);
 }
 

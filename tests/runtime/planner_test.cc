@@ -145,7 +145,9 @@ TEST(Planner, AutoQuantQuantizesOnlyWhenOffloadIsNotEnough) {
     best_quant = std::min(best_quant, predict_memory(dir, req).peak_rss());
   }
   if (best_quant < smallest_float) {
-    const MemoryPrediction q = choose_plan(dir, PlanRequest{64, 64}, smallest_float - 1, autoq);
+    PlanRequest small;
+    small.width = small.height = 64;
+    const MemoryPrediction q = choose_plan(dir, small, smallest_float - 1, autoq);
     EXPECT_FALSE(q.request.quant.empty());
     EXPECT_LE(q.peak_rss(), smallest_float - 1);
   }

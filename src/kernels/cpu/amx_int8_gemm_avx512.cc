@@ -169,6 +169,7 @@ void AmxInt8Gemm::run(const int8_t* a, int64_t m, const float* a_scale, const fl
   if (m <= 0) return;
   const int64_t mp = round_up(m, kRowAlign), steps = kp_ / kStep;
   const int8_t* b = packed_.data<int8_t>();
+  const int8_t* end = b + packed_.nbytes();
   // Threads take panels; each sweeps its panels once per block of rows (kept in its L2). The
   // epilogue of a panel runs in pieces between the next panel's tile products, so the vector
   // units convert and store while the tile unit multiplies (out-of-order overlap).
@@ -197,8 +198,15 @@ void AmxInt8Gemm::run(const int8_t* a, int64_t m, const float* a_scale, const fl
         int64_t u = 0;
         for (int64_t k0 = 0; k0 < kp_; k0 += kDepth) {
           const int64_t ks = std::min(kDepth, kp_ - k0) / kStep;
+          const int8_t* slice = bp + (k0 / kStep) * 2 * kTile;
+          // The weights of a model's forward come from DRAM: fetch the next slice (the bytes right
+          // after this one) into L2 while this one is multiplied, a few lines per 32-row block.
+          const int8_t* next = slice + ks * 2 * kTile;
+          const int64_t lines = std::min<int64_t>(kDepth / kStep * 2 * kTile, end - next) / 64, blocks = rows / 32;
           for (int64_t i = 0; i < rows; i += 32, ++u) {
-            block_32x32(a + (r0 + i) * kp_ + k0, kp_, bp + (k0 / kStep) * 2 * kTile, ks, c + i * kPanel, k0 > 0);
+            block_32x32(a + (r0 + i) * kp_ + k0, kp_, slice, ks, c + i * kPanel, k0 > 0);
+            for (int64_t l = lines * (i / 32) / blocks; l < lines * (i / 32 + 1) / blocks; ++l)
+              _mm_prefetch(reinterpret_cast<const char*>(next + l * 64), _MM_HINT_T1);
             if (prev >= 0) epilogue_until(live * (u + 1) / units);
           }
         }
