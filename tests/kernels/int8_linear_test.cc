@@ -75,3 +75,20 @@ INSTANTIATE_TEST_SUITE_P(Sizes, Int8LinearShapes,
                                            std::make_tuple(300, 72, 40), std::make_tuple(200, 32, 4100),
                                            // several blocks of rows in the AMX kernel (about 1 MiB of codes each)
                                            std::make_tuple(290, 4100, 36)));
+
+// Pre-activations of a few thousand (both signs): the fused epilogue's exp/reciprocal clamps must
+// keep GELU/SiLU at their limits (x or 0), never inf or NaN.
+TEST(Int8Linear, LargePreActivations) {
+  const int64_t m = 40, k = 96, n = 48;
+  Tensor qw = random_codes(n, k, 11);
+  Tensor ws_t = random_tensor({n}, 12, 0.5f, 2.0f);
+  std::vector<float> ws = ws_t.to_vector();
+  Tensor x = random_tensor({m, k}, 13, -3.0f, 3.0f);
+  Int8Linear lin(qw, ws_t, Tensor());
+  for (Activation a : {Activation::GeluTanh, Activation::GeluErf, Activation::Silu, Activation::Relu}) {
+    Tensor ref = int8_reference(x, qw, ws, Tensor(), a);
+    Tensor got = lin.forward(x, {a});
+    for (int64_t i = 0; i < got.numel(); ++i) ASSERT_TRUE(std::isfinite(got.data<float>()[i])) << activation_name(a);
+    expect_close(got, ref, 1e-5f, activation_name(a));
+  }
+}

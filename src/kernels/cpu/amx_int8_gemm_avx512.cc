@@ -89,22 +89,34 @@ __m512 exp_ps(__m512 x) {
   return _mm512_scalef_ps(p, n);
 }
 
+// x / d for d in [1, e^80]: one Newton step on the 14-bit reciprocal (about 1 ulp), several times
+// the throughput of a 512-bit division.
+__m512 divide(__m512 x, __m512 d) {
+  const __m512 r = _mm512_rcp14_ps(d);
+  return _mm512_mul_ps(x, _mm512_mul_ps(r, _mm512_fnmadd_ps(d, r, _mm512_set1_ps(2.0f))));
+}
+
 // The activations of apply_activation(), to within a few ulp of f32 (tanh and erf through exp).
 __m512 activate(Activation act, __m512 x) {
   const __m512 one = _mm512_set1_ps(1.0f);
   switch (act) {
     case Activation::None: return x;
     case Activation::Relu: return _mm512_max_ps(x, _mm512_setzero_ps());
-    case Activation::Silu:  // x / (1 + e^-x)
-      return _mm512_div_ps(x, _mm512_add_ps(one, exp_ps(_mm512_sub_ps(_mm512_setzero_ps(), x))));
+    case Activation::Silu: {  // x / (1 + e^-x); below x = -80 the result is 0 to f32 precision anyway
+      const __m512 e = exp_ps(_mm512_min_ps(_mm512_sub_ps(_mm512_setzero_ps(), x), _mm512_set1_ps(80.0f)));
+      return divide(x, _mm512_add_ps(one, e));
+    }
     case Activation::GeluTanh: {  // 0.5 x (1 + tanh(u)) = x / (1 + e^(-2u)), u = sqrt(2/pi) (x + 0.044715 x^3)
       const __m512 x3 = _mm512_mul_ps(_mm512_mul_ps(x, x), x);
       const __m512 u = _mm512_mul_ps(_mm512_set1_ps(0.7978845608028654f), _mm512_fmadd_ps(_mm512_set1_ps(0.044715f), x3, x));
-      return _mm512_div_ps(x, _mm512_add_ps(one, exp_ps(_mm512_mul_ps(_mm512_set1_ps(-2.0f), u))));
+      const __m512 e = exp_ps(_mm512_min_ps(_mm512_mul_ps(_mm512_set1_ps(-2.0f), u), _mm512_set1_ps(80.0f)));
+      return divide(x, _mm512_add_ps(one, e));
     }
     case Activation::GeluErf: {  // 0.5 x (1 + erf(x / sqrt 2)), erf by Abramowitz-Stegun 7.1.26 (|err| < 1.5e-7)
-      const __m512 z = _mm512_abs_ps(_mm512_mul_ps(x, _mm512_set1_ps(0.7071067811865476f)));
-      const __m512 t = _mm512_div_ps(one, _mm512_fmadd_ps(_mm512_set1_ps(0.3275911f), z, one));
+      // erf(z) is 1 in f32 from z = 4 on; the clamp keeps the reciprocal's argument small.
+      const __m512 z = _mm512_min_ps(_mm512_abs_ps(_mm512_mul_ps(x, _mm512_set1_ps(0.7071067811865476f))),
+                                     _mm512_set1_ps(8.0f));
+      const __m512 t = divide(one, _mm512_fmadd_ps(_mm512_set1_ps(0.3275911f), z, one));
       __m512 p = _mm512_set1_ps(1.061405429f);
       p = _mm512_fmadd_ps(p, t, _mm512_set1_ps(-1.453152027f));
       p = _mm512_fmadd_ps(p, t, _mm512_set1_ps(1.421413741f));
