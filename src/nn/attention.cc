@@ -13,10 +13,21 @@ Tensor split_heads(const Tensor& x, int64_t heads) {
   return x.reshape({x.size(0), x.size(1), heads, x.size(2) / heads}).permute({0, 2, 1, 3});
 }
 
+namespace {
+// [B, H, S, D] views of [B, S, H*D] rows, or of [B, S, H, D] head views (LinearGroup::views: the
+// kernels read the strided rows of a fused projection's output without a copy).
+Tensor heads_of(const Tensor& x, int64_t heads) {
+  if (x.dim() == 4) {
+    QDIT_CHECK(x.size(2) == heads, "[attention] expected ", heads, " heads in ", x.desc());
+    return x.permute({0, 2, 1, 3});
+  }
+  return split_heads(x.contiguous(), heads);
+}
+}  // namespace
+
 Tensor multi_head_attention(const Tensor& q, const Tensor& k, const Tensor& v, int64_t heads, const Tensor* mask,
                             float scale, DType compute) {
-  Tensor qh = split_heads(q.contiguous(), heads), kh = split_heads(k.contiguous(), heads),
-         vh = split_heads(v.contiguous(), heads);
+  Tensor qh = heads_of(q, heads), kh = heads_of(k, heads), vh = heads_of(v, heads);
   const int64_t d = qh.size(3);
   if (scale == 0.0f) scale = 1.0f / std::sqrt(static_cast<float>(d));
   if (compute == DType::F16) {
@@ -36,12 +47,12 @@ std::vector<Tensor> joint_attention(const std::vector<Tensor>& q, const std::vec
   QDIT_CHECK(!q.empty() && !k.empty() && k.size() == v.size(), "[attention] joint attention needs q parts and as many ",
              "k as v parts, got ", q.size(), ", ", k.size(), ", ", v.size());
   if (compute == DType::BF16 && q.size() <= 2 && k.size() <= 2) {
-    auto heads_of = [&](const std::vector<Tensor>& t) {
+    auto all_heads = [&](const std::vector<Tensor>& t) {
       std::vector<Tensor> h;
-      for (const Tensor& x : t) h.push_back(split_heads(x.contiguous(), heads));
+      for (const Tensor& x : t) h.push_back(heads_of(x, heads));
       return h;
     };
-    const std::vector<Tensor> qh = heads_of(q), kh = heads_of(k), vh = heads_of(v);
+    const std::vector<Tensor> qh = all_heads(q), kh = all_heads(k), vh = all_heads(v);
     return kernels::attention_bf16_parts(qh, kh, vh, 1.0f / std::sqrt(static_cast<float>(qh[0].size(3))));
   }
   auto cat = [](const std::vector<Tensor>& t) { return t.size() == 1 ? t[0] : kernels::concat(t, 1); };

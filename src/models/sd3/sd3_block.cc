@@ -56,7 +56,8 @@ void JointBlock::forward(Tensor& x, Tensor& ctx, const Tensor& silu_temb) const 
     // AdaLayerNormContinuous splits (scale, shift); AdaLayerNormZero (shift, scale, ...).
     const Tensor hc = pre_only_ ? kernels::layer_norm_modulate(ctx, mc.select(1, 1), mc.select(1, 0), kNormEps)
                                 : kernels::layer_norm_modulate(ctx, mc.select(1, 0), mc.select(1, 1), kNormEps);
-    const std::vector<Tensor> img = qkv_(h), txt = add_qkv_(hc);
+    const int64_t head_dim = d / heads_;
+    const std::vector<Tensor> img = qkv_.views(h, head_dim), txt = add_qkv_.views(hc, head_dim);  // no copies
     // Attention over cat([image, text]) without concatenating: one output per stream.
     const std::vector<Tensor> a = nn::joint_attention({img[0], txt[0]}, {img[1], txt[1]}, {img[2], txt[2]}, heads_,
                                                       compute_);
