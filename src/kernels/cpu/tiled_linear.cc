@@ -94,9 +94,6 @@ class ThreadBuffer {
 
 thread_local ThreadBuffer t_weight_buffer;
 
-// From this many rows (tokens) on, 4-bit weights take the AMX kernel (measured crossover, see
-// docs/quant-speed.md); fewer rows keep the whole-weight decode + oneDNN.
-constexpr int64_t kAmxQ4MinRows = 64;
 
 struct TiledLinear::Impl {
   std::unique_ptr<WeightRowDecoder> decoder;
@@ -134,7 +131,7 @@ struct TiledLinear::Impl {
     return dnnl::matmul::primitive_desc(d, attr, dnnl_engine());
   }
 
-  // 4-bit weights on an AMX CPU with enough rows: the AMX kernel decodes panels of the codes
+  // 4-bit weights on an AMX CPU: the AMX kernel decodes panels of the codes
   // itself (amx_q4_gemm.h) instead of the whole weight; the activation, which it does not fuse,
   // runs after it as oneDNN's eltwise (the post-op's code) on the finished output.
   std::optional<qk::Lut4Matrix> amx_q4;
@@ -209,7 +206,9 @@ void TiledLinear::forward_into(const Tensor& x_in, Tensor& y, const GemmOptions&
   if (m == 0) return;
   const bool bf16_tiles = impl_->tile_dt == dt::bf16;
   Tensor x = x_in.contiguous().to(DType::F32);
-  if (bf16_tiles && impl_->amx_q4 && m >= kAmxQ4MinRows) {
+  // 4-bit weights on AMX CPUs: the panel-decoding kernel, faster than the whole-weight decode at
+  // every M measured (1 to 4096 tokens, docs/quant-speed.md).
+  if (bf16_tiles && impl_->amx_q4) {
     impl_->amx_q4_forward(x.data<float>(), m, opt, y.data<float>());  // rounds x to bf16 itself
     return;
   }
