@@ -87,26 +87,24 @@ inline __m512i code_words(const uint8_t* p) {
   return _mm512_or_si512(_mm512_srli_epi32(d, 4), _mm512_slli_epi32(d, 16));
 }
 
-// One A tile: rows [r0, r0 + 16) (zeros past n) x codes [kc * 32, kc * 32 + 32), row i at
-// dst + i * ds. `tables` holds the 16 rows' current group tables; they are rebuilt when kc starts
-// a group (units of a row block are decoded in k order).
+// Rows [i0, i1) of one A tile: weight rows r0 + i (zeros past n) x codes [kc * 32, kc * 32 + 32),
+// row i at dst + i * ds. tables[i] holds row i's current group table, rebuilt when kc starts a
+// group (a row block's tiles are decoded in k order).
 template <Nibbles kL>
-inline void decode_unit(const Lut4Matrix& w, __m512 base, int64_t r0, int64_t kc, uint16_t* dst, int64_t ds,
-                        __m512i* tables) {
+inline void decode_unit(const Lut4Matrix& w, __m512 base, int64_t r0, int64_t kc, int64_t i0, int64_t i1,
+                        uint16_t* dst, int64_t ds, __m512i* tables) {
   const int64_t k0 = kc * 32, g = k0 / w.group;
   const bool fresh = k0 % w.group == 0;
-  const int64_t rows = min64(16, w.n - r0);
+  const int64_t rows = min64(i1, w.n - r0);
   const uint8_t* codes = w.codes + r0 * w.row_bytes + k0 / 2;
-  // The 16 rows are 16 strided streams through memory: fetch each row's next cache lines of
-  // codes ahead of the units that read them (a miss would hold up retirement, and with it the
-  // tile products queued behind).
-  if (kc % 4 == 0)
-    for (int64_t i = 0; i < rows; ++i) {
-      const char* line = reinterpret_cast<const char*>(codes + i * w.row_bytes);
-      if (k0 / 2 + 64 < w.row_bytes) _mm_prefetch(line + 64, _MM_HINT_T0);
-      if (k0 / 2 + 128 < w.row_bytes) _mm_prefetch(line + 128, _MM_HINT_T0);
+  for (int64_t i = i0; i < rows; ++i) {
+    const uint8_t* c = codes + i * w.row_bytes;
+    // Each row is its own strided stream through memory: fetch its next cache lines of codes
+    // ahead of the tiles that read them (a miss holds up retirement, and the tile products with it).
+    if (kc % 4 == 0) {
+      if (k0 / 2 + 64 < w.row_bytes) _mm_prefetch(reinterpret_cast<const char*>(c) + 64, _MM_HINT_T0);
+      if (k0 / 2 + 128 < w.row_bytes) _mm_prefetch(reinterpret_cast<const char*>(c) + 128, _MM_HINT_T0);
     }
-  for (int64_t i = 0; i < rows; ++i) {
     __m512i t;
     if (fresh) {
       t = group_table(w, base, r0 + i, g);
@@ -114,9 +112,9 @@ inline void decode_unit(const Lut4Matrix& w, __m512 base, int64_t r0, int64_t kc
     } else {
       t = _mm512_load_si512(tables + i);
     }
-    _mm512_storeu_si512(dst + i * ds, _mm512_permutexvar_epi16(code_words<kL>(codes + i * w.row_bytes), t));
+    _mm512_storeu_si512(dst + i * ds, _mm512_permutexvar_epi16(code_words<kL>(c), t));
   }
-  for (int64_t i = rows; i < 16; ++i) _mm512_storeu_si512(dst + i * ds, _mm512_setzero_si512());
+  for (int64_t i = rows > i0 ? rows : i0; i < i1; ++i) _mm512_storeu_si512(dst + i * ds, _mm512_setzero_si512());
 }
 
 // In-register 16 x 16 transpose of 32-bit elements.
@@ -184,14 +182,15 @@ void run_panels_t(const Problem& p, int64_t p0, int64_t p1, const Workspace& ws)
   __m512i* tables = reinterpret_cast<__m512i*>(ws.tables);
   // Unit u of the group from panel g: panel g + u / per_panel, row block (u % per_panel) / nkc
   // (16 rows), k tile u % nkc, at buf + u * kTile.
-  auto decode = [&](int64_t g, uint16_t* buf, int64_t u) {
+  auto decode = [&](int64_t g, uint16_t* buf, int64_t u, int64_t i0, int64_t i1) {
     const int64_t rb = (u % per_panel) / nkc;
-    decode_unit<kL>(w, base, (g + u / per_panel) * kPanel + rb * 16, u % nkc, buf + u * kTile, 32, tables + rb * 16);
+    decode_unit<kL>(w, base, (g + u / per_panel) * kPanel + rb * 16, u % nkc, i0, i1, buf + u * kTile, 32,
+                    tables + rb * 16);
   };
   // Group sizes 1, 2, 4, ... up to ws.group: only the first (smallest) group is decoded before
   // any tile work.
   auto size = [&](int64_t gi) { return gi < 62 ? min64(ws.group, int64_t{1} << gi) : ws.group; };
-  for (int64_t u = 0; u < min64(size(0), p1 - p0) * per_panel; ++u) decode(p0, ws.panel[0], u);
+  for (int64_t u = 0; u < min64(size(0), p1 - p0) * per_panel; ++u) decode(p0, ws.panel[0], u, 0, 16);
 
   TileConfig cfg;
   for (int i = 0; i < 8; ++i) {
@@ -204,8 +203,16 @@ void run_panels_t(const Problem& p, int64_t p0, int64_t p1, const Workspace& ws)
     const int64_t ng = g + gn;
     const uint16_t* cur = ws.panel[gi & 1];
     uint16_t* next = ws.panel[(gi + 1) & 1];
-    const int64_t units = ng < p1 ? min64(size(gi + 1), p1 - ng) * per_panel : 0, steps = mblocks * gn * nkc;
+    // The next group's tile rows (16 per unit), spread evenly over this group's tile steps.
+    const int64_t todo = ng < p1 ? min64(size(gi + 1), p1 - ng) * per_panel * 16 : 0, steps = mblocks * gn * nkc;
     int64_t step = 0, done = 0;
+    auto decode_to = [&](int64_t target) {
+      while (done < target) {
+        const int64_t u = done / 16, i0 = done % 16, i1 = min64(16, i0 + target - done);
+        decode(ng, next, u, i0, i1);
+        done += i1 - i0;
+      }
+    };
     memory_barrier();
     for (int64_t mb = 0; mb < mblocks; ++mb) {
       const uint16_t* b0 = p.xv + 2 * mb * nkc * kTile;
@@ -225,9 +232,8 @@ void run_panels_t(const Problem& p, int64_t p0, int64_t p1, const Workspace& ws)
           _tile_loadd(5, a + (nkc + kc) * kTile, 64);
           _tile_dpbf16ps(2, 5, 6);
           _tile_dpbf16ps(3, 5, 7);
-          // The next group's decode, spread evenly over this group's tile steps.
           ++step;
-          while (done < units && done * steps < step * units) decode(ng, next, done++);
+          decode_to((step * todo + steps - 1) / steps);
         }
         _tile_stored(0, ws.c, 64);
         _tile_stored(1, ws.c + 256, 64);
@@ -237,7 +243,7 @@ void run_panels_t(const Problem& p, int64_t p0, int64_t p1, const Workspace& ws)
         epilogue(p, (g + j) * kPanel, mb * 32, ws.c);
       }
     }
-    while (done < units) decode(ng, next, done++);
+    decode_to(todo);
   }
   _tile_release();
 }
@@ -293,9 +299,9 @@ void decode_rows(const Lut4Matrix& w, int64_t n0, int64_t n1, uint16_t* dst, con
     const int64_t rows = min64(16, n1 - r0);
     for (int64_t kc = 0; kc < w.k / 32; ++kc) {
       if (w.layout == Nibbles::LowFirst)
-        decode_unit<Nibbles::LowFirst>(w, base, r0, kc, tile, 32, tables);
+        decode_unit<Nibbles::LowFirst>(w, base, r0, kc, 0, 16, tile, 32, tables);
       else
-        decode_unit<Nibbles::HighFirst>(w, base, r0, kc, tile, 32, tables);
+        decode_unit<Nibbles::HighFirst>(w, base, r0, kc, 0, 16, tile, 32, tables);
       for (int64_t i = 0; i < rows; ++i) memcpy(dst + (r0 - n0 + i) * w.k + kc * 32, tile + 32 * i, 64);
     }
   }
