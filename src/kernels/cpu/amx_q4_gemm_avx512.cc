@@ -205,14 +205,31 @@ void run_panels_t(const Problem& p, int64_t p0, int64_t p1, const Workspace& ws)
     uint16_t* next = ws.panel[(gi + 1) & 1];
     // The next group's tile rows (16 per unit), spread evenly over this group's tile steps.
     const int64_t todo = ng < p1 ? min64(size(gi + 1), p1 - ng) * per_panel * 16 : 0, steps = mblocks * gn * nkc;
-    int64_t step = 0, done = 0;
+    // Cursor into the next group (kept incrementally: no divisions between tile steps): tile
+    // u = (panel jp, row block rb, k tile kc), row i; `done` rows so far.
+    int64_t jp = 0, rb = 0, kc0 = 0, i = 0, u = 0, done = 0;
     auto decode_to = [&](int64_t target) {
       while (done < target) {
-        const int64_t u = done / 16, i0 = done % 16, i1 = min64(16, i0 + target - done);
-        decode(ng, next, u, i0, i1);
-        done += i1 - i0;
+        const int64_t i1 = min64(16, i + target - done);
+        decode_unit<kL>(w, base, (ng + jp) * kPanel + rb * 16, kc0, i, i1, next + u * kTile, 32, tables + rb * 16);
+        done += i1 - i;
+        i = i1;
+        if (i == 16) {
+          i = 0;
+          ++u;
+          if (++kc0 == nkc) {
+            kc0 = 0;
+            if (++rb == 2) {
+              rb = 0;
+              ++jp;
+            }
+          }
+        }
       }
     };
+    // Rows due after each step: todo / steps, the remainder spread Bresenham-style.
+    const int64_t per_step = todo / steps, extra = todo % steps;
+    int64_t due = 0, frac = 0;
     memory_barrier();
     for (int64_t mb = 0; mb < mblocks; ++mb) {
       const uint16_t* b0 = p.xv + 2 * mb * nkc * kTile;
@@ -232,8 +249,13 @@ void run_panels_t(const Problem& p, int64_t p0, int64_t p1, const Workspace& ws)
           _tile_loadd(5, a + (nkc + kc) * kTile, 64);
           _tile_dpbf16ps(2, 5, 6);
           _tile_dpbf16ps(3, 5, 7);
-          ++step;
-          decode_to((step * todo + steps - 1) / steps);
+          due += per_step;
+          frac += extra;
+          if (frac >= steps) {
+            frac -= steps;
+            ++due;
+          }
+          decode_to(due);
         }
         _tile_stored(0, ws.c, 64);
         _tile_stored(1, ws.c + 256, 64);
