@@ -6,7 +6,8 @@
 // (bf16 time / this time, the median over iterations; > 1 is faster than bf16) is a ratio measured
 // side by side under the same machine load. GFLOPs counts 2*M*K*N per call. With one thread the times are the thread's CPU
 // time (a shared machine preempts the benchmark; CPU time leaves that out), else wall time.
-// BM_QLinearSmallM/<scheme>/M/K/N: the same for M = 1, 16, 64.
+// BM_QLinearSmallM/<scheme>/M/K/N: the same for M = 1, 16, 64. BM_QLinearGelu: with a GELU (tanh)
+// epilogue on both sides (a DiT MLP's first layer).
 // BM_Decode/<scheme>/N/K: one decode of the whole weight into bf16 rows (what a forward pays on top
 // of the GEMM), as weights per second.
 // BM_Quantize/<scheme>/<src dtype>/N/K: quantize_weight on a bf16 or f32 weight; s_per_Gparam is
@@ -66,7 +67,7 @@ std::unique_ptr<LinearKernel> make_kernel(const std::string& scheme, const Tenso
   return quant::make_quantized_linear(quant::quantize_weight(s, w), Tensor(), DType::BF16);
 }
 
-void BM_QLinear(benchmark::State& state, std::string scheme) {
+void BM_QLinear(benchmark::State& state, std::string scheme, Activation act = Activation::None) {
   const int64_t m = state.range(0), k = state.range(1), n = state.range(2);
   qdit::bench::set_threads_from_env();
   Tensor x = qdit::bench::random_tensor({m, k}, 1);
@@ -74,14 +75,16 @@ void BM_QLinear(benchmark::State& state, std::string scheme) {
   auto lin = make_kernel(scheme, w);
   auto ref = make_kernel("bf16", w);
   Tensor y = Tensor::empty({m, n}, DType::F32), yr = Tensor::empty({m, n}, DType::F32);
-  lin->forward_into(x, y);  // warm-up: primitive creation, first-touch of workspaces
-  ref->forward_into(x, yr);
+  GemmOptions opt;
+  opt.activation = act;
+  lin->forward_into(x, y, opt);  // warm-up: primitive creation, first-touch of workspaces
+  ref->forward_into(x, yr, opt);
   std::vector<double> ratios;
   for (auto _ : state) {
     const double t0 = now_s();
-    lin->forward_into(x, y);
+    lin->forward_into(x, y, opt);
     const double t1 = now_s();
-    ref->forward_into(x, yr);
+    ref->forward_into(x, yr, opt);
     const double t2 = now_s();
     ratios.push_back((t2 - t1) / (t1 - t0));
     state.SetIterationTime(t1 - t0);
@@ -176,11 +179,23 @@ const char* const kQuantizeSchemes[] = {"int8wo", "int8dq", "qint8", "float8wo",
 
 const bool registered = [] {
   for (const char* s : kLinearSchemes)
-    benchmark::RegisterBenchmark((std::string("BM_QLinear/") + s).c_str(), BM_QLinear, std::string(s))
+    benchmark::RegisterBenchmark((std::string("BM_QLinear/") + s).c_str(), BM_QLinear, std::string(s),
+                                 Activation::None)
         ->Apply(linear_shapes);
   for (const char* s : {"bf16", "int8dq", "int8wo", "int4wo", "nf4"})
-    benchmark::RegisterBenchmark((std::string("BM_QLinearSmallM/") + s).c_str(), BM_QLinear, std::string(s))
+    benchmark::RegisterBenchmark((std::string("BM_QLinearSmallM/") + s).c_str(), BM_QLinear, std::string(s),
+                                 Activation::None)
         ->Apply(small_m_shapes);
+  // A DiT MLP's first layer: GELU (tanh) fused into the bf16 GEMM, applied after it by the 4-bit
+  // AMX kernel.
+  for (const char* s : {"int8dq", "int4wo", "nf4"})
+    benchmark::RegisterBenchmark((std::string("BM_QLinearGelu/") + s).c_str(), BM_QLinear, std::string(s),
+                                 Activation::GeluTanh)
+        ->Args({256, 1152, 4608})
+        ->Args({1024, 1152, 4608})
+        ->Args({4096, 1152, 4608})
+        ->Unit(benchmark::kMillisecond)
+        ->UseManualTime();
   for (const char* s : kDecodeSchemes)
     benchmark::RegisterBenchmark((std::string("BM_Decode/") + s).c_str(), BM_Decode, std::string(s))
         ->Apply(weight_shapes);

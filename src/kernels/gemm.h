@@ -13,6 +13,10 @@
 
 namespace qdit::kernels {
 
+namespace qk {
+struct Lut4Matrix;
+}
+
 enum class Activation { None, GeluTanh, GeluErf, Silu, Relu };
 const char* activation_name(Activation a);
 
@@ -48,6 +52,9 @@ class WeightRowDecoder {
   // dst ([n1-n0, K]); feeds the bf16 GEMM. The default decodes f32 and converts; schemes override
   // it with a direct decode that must give identical bits.
   virtual void decode_rows_bf16(int64_t n0, int64_t n1, uint16_t* dst) const;
+  // The weight as 4-bit codes + group tables (4-bit schemes whose groups tile the rows), which
+  // TiledLinear's AMX kernel decodes panel by panel itself; null when the decoder has no such form.
+  virtual const qk::Lut4Matrix* lut4_matrix() const { return nullptr; }
 };
 
 // Linear on a WeightRowDecoder; the decode cost is amortised over M. f32 compute: for each tile of

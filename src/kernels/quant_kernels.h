@@ -54,6 +54,27 @@ struct Lut4Run {
   Round round = Round::None;
 };
 
+// A whole [n, k] weight of 4-bit codes in a pair layout (LowFirst or HighFirst), row r's code j
+// at nibble j of codes + r * row_bytes, decoded through per-(row, group) tables as Lut4Run does:
+//   table[c] = R(R(base[c] * scale[r * scale_row + g * scale_group]) + zero[likewise]), g = j / group
+// (no add when zero is null). Offered by decoders whose rows split into whole groups of a
+// multiple of 32 codes (k a multiple of group), for kernels that decode panels of it themselves.
+struct Lut4Matrix {
+  const uint8_t* codes = nullptr;
+  int64_t row_bytes = 0;
+  Nibbles layout = Nibbles::LowFirst;
+  int64_t n = 0, k = 0, group = 32;
+  const float* base = nullptr;  // 16 entries
+  const float* scale = nullptr;
+  int64_t scale_row = 0, scale_group = 0;
+  const float* zero = nullptr;
+  int64_t zero_row = 0, zero_group = 0;
+  Round round = Round::None;
+  // Set by cpu::amx_q4_prepare: every scale and zero is 0 or of magnitude in [2^-100, 2^100), so
+  // that the hardware bf16 conversion is exact on every table value.
+  bool tame = false;
+};
+
 // Symmetric int8 codes of a row: v = x (rounded to f16 first when f16_first), v = v / s (divide)
 // or v * s, v = R(v), q = clamp(round_half_even(v), lo, hi).
 struct QuantS8Params {

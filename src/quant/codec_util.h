@@ -3,6 +3,7 @@
 #pragma once
 #include <functional>
 #include <memory>
+#include <optional>
 #include <vector>
 
 #include "qdit/kernels/gemm.h"
@@ -36,12 +37,16 @@ class FunctionRowDecoder : public kernels::WeightRowDecoder {
   size_t stored_bytes() const override { return bytes_; }
   void decode_rows(int64_t n0, int64_t n1, float* dst) const override;
   void decode_rows_bf16(int64_t n0, int64_t n1, uint16_t* dst) const override;
+  // The 4-bit form of the same weight (pointers into state the row functions keep alive).
+  void set_lut4_matrix(const kernels::qk::Lut4Matrix& m) { lut4_ = m; }
+  const kernels::qk::Lut4Matrix* lut4_matrix() const override { return lut4_ ? &*lut4_ : nullptr; }
 
  private:
   int64_t out_, in_;
   size_t bytes_;
   RowFn fn_;
   RowFnBf16 fn_bf16_;
+  std::optional<kernels::qk::Lut4Matrix> lut4_;
 };
 
 // The vectorised kernels' rounding for weights of dtype d; false for dtypes they do not cover

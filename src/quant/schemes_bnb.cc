@@ -237,9 +237,24 @@ class Bnb4bit : public Scheme {
       p.scale = absmax->data() + e0 / kBlock;
       return p;
     };
-    return std::make_unique<FunctionRowDecoder>(
+    auto dec = std::make_unique<FunctionRowDecoder>(
         q.out, k, q.bytes(), [=](int64_t row, float* dst) { kernels::qk::get().lut4_f32(run(row), dst); },
         [=](int64_t row, uint16_t* dst) { kernels::qk::get().lut4_bf16(run(row), dst); });
+    if (k % kBlock == 0) {  // blocks tile the rows: block of (row, j) = row * k / 64 + j / 64
+      kernels::qk::Lut4Matrix mat;
+      mat.codes = packed.data<uint8_t>();
+      mat.row_bytes = k / 2;
+      mat.layout = kernels::qk::Nibbles::HighFirst;
+      mat.n = q.out;
+      mat.k = k;
+      mat.group = kBlock;
+      mat.base = table->data();
+      mat.scale = absmax->data();
+      mat.scale_row = k / kBlock;
+      mat.scale_group = 1;
+      dec->set_lut4_matrix(mat);
+    }
+    return dec;
   }
 
  private:

@@ -249,9 +249,24 @@ class Int4Groups : public Scheme {
       p.round = rd;
       return p;
     };
-    return std::make_unique<FunctionRowDecoder>(
+    auto dec = std::make_unique<FunctionRowDecoder>(
         n, k, q.bytes(), [=](int64_t row, float* dst) { kernels::qk::get().lut4_f32(run(row), dst); },
         [=](int64_t row, uint16_t* dst) { kernels::qk::get().lut4_bf16(run(row), dst); });
+    kernels::qk::Lut4Matrix mat;
+    mat.codes = data.data<uint8_t>();
+    mat.row_bytes = k / 2;
+    mat.layout = kernels::qk::Nibbles::LowFirst;
+    mat.n = n;
+    mat.k = k;
+    mat.group = gs;
+    mat.base = kCodes;
+    mat.scale = scale->data();
+    mat.zero = zero->data();
+    mat.scale_row = mat.zero_row = 1;
+    mat.scale_group = mat.zero_group = n;
+    mat.round = rd;
+    dec->set_lut4_matrix(mat);
+    return dec;
   }
 
  private:

@@ -11,4 +11,7 @@ dnnl::stream& dnnl_stream();
 // sum post-op runs after the eltwise, which is what GemmOptions::accumulate promises).
 // `base` holds post-ops that run first (e.g. the per-token scale of an int8 GEMM).
 dnnl::post_ops make_post_ops(Activation act, bool accumulate, dnnl::post_ops base = dnnl::post_ops());
+// The activation alone as an in-place-capable oneDNN eltwise over a dense f32 [m, n] (the code
+// the eltwise post-op runs). act must not be None.
+dnnl::eltwise_forward make_activation_eltwise(int64_t m, int64_t n, Activation act);
 }  // namespace qdit::kernels::cpu

@@ -72,23 +72,8 @@ struct Int8Linear::Impl {
   dnnl::eltwise_forward act(int64_t m, int64_t n, Activation a) const {
     std::lock_guard<std::mutex> lock(mu);
     auto it = acts.find({m, a});
-    if (it != acts.end()) return it->second;
-    dnnl::algorithm alg = dnnl::algorithm::eltwise_relu;
-    float alpha = 0.0f;
-    switch (a) {
-      case Activation::GeluTanh: alg = dnnl::algorithm::eltwise_gelu_tanh; break;
-      case Activation::GeluErf: alg = dnnl::algorithm::eltwise_gelu_erf; break;
-      case Activation::Silu:
-        alg = dnnl::algorithm::eltwise_swish;
-        alpha = 1.0f;
-        break;
-      case Activation::Relu:
-      case Activation::None: break;
-    }
-    memory::desc md({m, n}, dt::f32, tag::ab);
-    dnnl::eltwise_forward::desc d(dnnl::prop_kind::forward_inference, alg, md, alpha, 0.0f);
-    return acts.emplace(std::make_pair(m, a), dnnl::eltwise_forward(dnnl::eltwise_forward::primitive_desc(d, dnnl_engine())))
-        .first->second;
+    if (it == acts.end()) it = acts.emplace(std::make_pair(m, a), cpu::make_activation_eltwise(m, n, a)).first;
+    return it->second;
   }
 };
 
