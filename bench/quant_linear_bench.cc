@@ -10,7 +10,8 @@
 // epilogue on both sides (a DiT MLP's first layer).
 // BM_Decode/<scheme>/N/K: one decode of the whole weight into bf16 rows (what a forward pays on top
 // of the GEMM), as weights per second.
-// BM_Quantize/<scheme>/<src dtype>/N/K: quantize_weight on a bf16 or f32 weight; s_per_Gparam is
+// BM_Quantize/<scheme>/<src dtype>/N/K: quantize_weight on a bf16 or f32 weight (BM_QuantizeLoad:
+// and the Linear kernel built from the result, all a quantize-on-load does); s_per_Gparam is
 // seconds per billion parameters of the median call (thread CPU time with one thread, wall time
 // with more; run with QDIT_BENCH_THREADS=2 for the load target).
 // BM_ActQuant/M/K: Int8Linear's per-token activation quantization pass alone.
@@ -112,7 +113,7 @@ void BM_Decode(benchmark::State& state, std::string scheme) {
       benchmark::Counter(static_cast<double>(n * k) * state.iterations(), benchmark::Counter::kIsRate);
 }
 
-void BM_Quantize(benchmark::State& state, std::string scheme, DType src) {
+void BM_Quantize(benchmark::State& state, std::string scheme, DType src, bool build_kernel) {
   const int64_t n = state.range(0), k = state.range(1);
   qdit::bench::set_threads_from_env();
   const quant::Scheme& s = quant::find_scheme(scheme);
@@ -121,6 +122,8 @@ void BM_Quantize(benchmark::State& state, std::string scheme, DType src) {
   for (auto _ : state) {
     const double t0 = now_s();
     quant::QuantizedWeight q = quant::quantize_weight(s, w);
+    // With build_kernel, also the Linear kernel a load builds from it (int8dq packs its weights).
+    if (build_kernel) benchmark::DoNotOptimize(quant::make_quantized_linear(q, Tensor(), DType::BF16).get());
     const double t1 = now_s();
     times.push_back(t1 - t0);
     state.SetIterationTime(t1 - t0);
@@ -201,9 +204,10 @@ const bool registered = [] {
         ->Apply(weight_shapes);
   for (const char* s : kQuantizeSchemes)
     for (DType d : {DType::BF16, DType::F32})
-      benchmark::RegisterBenchmark((std::string("BM_Quantize/") + s + "/" + dtype_name(d)).c_str(), BM_Quantize,
-                                   std::string(s), d)
-          ->Apply(quantize_shapes);
+      for (bool build : {false, true})
+        benchmark::RegisterBenchmark((std::string(build ? "BM_QuantizeLoad/" : "BM_Quantize/") + s + "/" + dtype_name(d)).c_str(),
+                                     BM_Quantize, std::string(s), d, build)
+            ->Apply(quantize_shapes);
   benchmark::RegisterBenchmark("BM_ActQuant", BM_ActQuant)
       ->Args({256, 1152})
       ->Args({1024, 1152})

@@ -147,32 +147,62 @@ void epilogue_row(const int32_t* acc, int64_t cols, const float* ws, float as, c
   }
 }
 
+// Word indices for _mm512_permutex2var_epi32 (16 and up: the second vector) of transpose round b:
+// kLo[b] gives row i (bit b clear) its words with bit b clear and row i | 2^b's with bit b clear
+// moved up; kHi[b] the converse for row i | 2^b.
+struct TransposeIndices {
+  alignas(64) int32_t lo[4][16], hi[4][16];
+  constexpr TransposeIndices() : lo(), hi() {
+    for (int b = 0; b < 4; ++b)
+      for (int j = 0; j < 16; ++j) {
+        const int bit = 1 << b;
+        lo[b][j] = (j & bit) ? 16 + (j ^ bit) : j;
+        hi[b][j] = (j & bit) ? 16 + j : (j ^ bit);
+      }
+  }
+};
+constexpr TransposeIndices kTranspose;
+
+// r[i][j] <-> r[j][i] for 16 vectors of 16 32-bit words: four rounds, round b exchanging bit b of
+// the row index with bit b of the word index between rows i and i | 2^b.
+void transpose_16x16_words(__m512i r[16]) {
+  for (int b = 0; b < 4; ++b) {
+    const int bit = 1 << b;
+    const __m512i il = _mm512_load_si512(kTranspose.lo[b]), ih = _mm512_load_si512(kTranspose.hi[b]);
+    for (int i = 0; i < 16; ++i) {
+      if (i & bit) continue;
+      const __m512i x = r[i], y = r[i | bit];
+      r[i] = _mm512_permutex2var_epi32(x, il, y);
+      r[i | bit] = _mm512_permutex2var_epi32(x, ih, y);
+    }
+  }
+}
+
 }  // namespace
 
 AmxInt8Gemm::AmxInt8Gemm(const int8_t* w, int64_t n, int64_t k)
     : n_(n), k_(k), kp_(round_up(std::max<int64_t>(k, 1), kStep)), panels_((n + kPanel - 1) / kPanel) {
   QDIT_CHECK(available(), "[int8 linear] the AMX int8 GEMM needs AMX-INT8, which this CPU lacks");
   const int64_t steps = kp_ / kStep;
-  packed_ = Tensor::zeros({panels_ * steps * 2 * kTile}, DType::I8, MemTag::Weights);
+  packed_ = Tensor::empty({panels_ * steps * 2 * kTile}, DType::I8, MemTag::Weights);  // every byte written below
   int8_t* dst = packed_.data<int8_t>();
-  // Tile word [r][c] = the 4 bytes of column c at k = s*64 + 4r (a 16 x 16 transpose of words).
+  // Tile word [r][c] = the 4 bytes of column c at k = s*64 + 4r: a 16 x 16 transpose of words.
   parallel_for(panels_, 1, [&](int64_t p0, int64_t p1) {
+    __m512i rows[16];
     for (int64_t p = p0; p < p1; ++p)
-      for (int64_t t = 0; t < 2; ++t)
-        for (int64_t c = 0; c < 16; ++c) {
-          const int64_t col = p * kPanel + t * 16 + c;
-          if (col >= n) break;
-          const int8_t* row = w + col * k;
-          for (int64_t s = 0; s < steps; ++s) {
-            int8_t* tile = dst + ((p * steps + s) * 2 + t) * kTile + c * 4;
-            const int64_t k0 = s * kStep, kn = std::min(kStep, k - k0);
-            if (kn == kStep) {
-              for (int64_t r = 0; r < 16; ++r) std::memcpy(tile + r * 64, row + k0 + 4 * r, 4);
-            } else {
-              for (int64_t kk = 0; kk < kn; ++kk) tile[(kk / 4) * 64 + kk % 4] = row[k0 + kk];
-            }
+      for (int64_t s = 0; s < steps; ++s) {
+        const int64_t k0 = s * kStep, kn = std::min(kStep, k - k0);
+        const __mmask64 kmask = kn == 64 ? ~__mmask64{0} : (__mmask64{1} << kn) - 1;
+        for (int64_t t = 0; t < 2; ++t) {
+          for (int64_t c = 0; c < 16; ++c) {
+            const int64_t col = p * kPanel + t * 16 + c;
+            rows[c] = col < n ? _mm512_maskz_loadu_epi8(kmask, w + col * k + k0) : _mm512_setzero_si512();
           }
+          transpose_16x16_words(rows);
+          int8_t* tile = dst + ((p * steps + s) * 2 + t) * kTile;
+          for (int64_t r = 0; r < 16; ++r) _mm512_storeu_si512(tile + r * 64, rows[r]);
         }
+      }
   });
 }
 
