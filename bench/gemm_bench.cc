@@ -36,28 +36,9 @@ BENCHMARK_CAPTURE(BM_Linear, f32, DType::F32) GEMM_SHAPES;
 BENCHMARK_CAPTURE(BM_Linear, bf16, DType::BF16) GEMM_SHAPES;
 
 // The AMX s8 GEMM of Int8Linear alone (activations already quantized), f32 output with scales.
-static void BM_AmxInt8Gemm(benchmark::State& state) {
-  const int64_t m = state.range(0), k = state.range(1), n = state.range(2);
-  if (!cpu::AmxInt8Gemm::available()) {
-    state.SkipWithError("no AMX-INT8 on this CPU");
-    return;
-  }
-  qdit::bench::set_threads_from_env();
-  Tensor w = Tensor::empty({n, k}, DType::I8), a = Tensor::empty({(m + 31) / 32 * 32, k}, DType::I8);
-  for (int64_t i = 0; i < w.numel(); ++i) w.data<int8_t>()[i] = static_cast<int8_t>(i * 7 % 251 - 125);
-  for (int64_t i = 0; i < a.numel(); ++i) a.data<int8_t>()[i] = static_cast<int8_t>(i * 13 % 239 - 119);
-  cpu::AmxInt8Gemm g(w.data<int8_t>(), n, k);
-  Tensor ws = Tensor::full({n}, 1e-3f), as = Tensor::full({m}, 1e-2f), y = Tensor::empty({m, n}, DType::F32);
-  for (auto _ : state) {
-    g.run(a.data<int8_t>(), m, as.data<float>(), ws.data<float>(), nullptr, Activation::None, false, y.data<float>(), n);
-    benchmark::DoNotOptimize(y.raw_data());
-  }
-  qdit::bench::report_flops(state, 2.0 * m * k * n, DType::I8);
-}
-BENCHMARK(BM_AmxInt8Gemm) GEMM_SHAPES;
-// The same with weights cold, as in a model's forward: cycles through enough weights (400 MB) that
-// each call's come from DRAM, not from the 300 MB L3 of this machine.
-static void BM_AmxInt8GemmCold(benchmark::State& state) {
+// With `cold`, each call takes the next of enough copies of the weight (400 MB) that its weights
+// come from DRAM, not from the 300 MB L3 of this machine, as in a model's forward.
+static void BM_AmxInt8Gemm(benchmark::State& state, bool cold) {
   const int64_t m = state.range(0), k = state.range(1), n = state.range(2);
   if (!cpu::AmxInt8Gemm::available()) {
     state.SkipWithError("no AMX-INT8 on this CPU");
@@ -68,8 +49,8 @@ static void BM_AmxInt8GemmCold(benchmark::State& state) {
   for (int64_t i = 0; i < w.numel(); ++i) w.data<int8_t>()[i] = static_cast<int8_t>(i * 7 % 251 - 125);
   for (int64_t i = 0; i < a.numel(); ++i) a.data<int8_t>()[i] = static_cast<int8_t>(i * 13 % 239 - 119);
   std::vector<std::unique_ptr<cpu::AmxInt8Gemm>> gs;
-  for (int64_t bytes = 0; bytes < (int64_t{400} << 20); bytes += n * k)
-    gs.push_back(std::make_unique<cpu::AmxInt8Gemm>(w.data<int8_t>(), n, k));
+  const int64_t copies = cold ? ((int64_t{400} << 20) + n * k - 1) / (n * k) : 1;
+  for (int64_t c = 0; c < copies; ++c) gs.push_back(std::make_unique<cpu::AmxInt8Gemm>(w.data<int8_t>(), n, k));
   Tensor ws = Tensor::full({n}, 1e-3f), as = Tensor::full({m}, 1e-2f), y = Tensor::empty({m, n}, DType::F32);
   size_t i = 0;
   for (auto _ : state) {
@@ -79,10 +60,13 @@ static void BM_AmxInt8GemmCold(benchmark::State& state) {
   }
   qdit::bench::report_flops(state, 2.0 * m * k * n, DType::I8);
 }
-BENCHMARK(BM_AmxInt8GemmCold)->Args({2048, 1152, 1152})->Args({2048, 4608, 1152})->Unit(benchmark::kMillisecond)->UseRealTime();
+BENCHMARK_CAPTURE(BM_AmxInt8Gemm, hot, false) GEMM_SHAPES;
+BENCHMARK_CAPTURE(BM_AmxInt8Gemm, cold, true)->Args({2048, 1152, 1152})->Args({2048, 4608, 1152})
+    ->Unit(benchmark::kMillisecond)->UseRealTime();
 
 // PixArt-Sigma's Linear shapes at 512x512 with CFG (2 x 1024 image tokens, 2 x 300 text tokens).
-BENCHMARK(BM_AmxInt8Gemm)->Args({2048, 1152, 3456})->Args({2048, 1152, 1152})->Args({2048, 1152, 4608})
-    ->Args({2048, 4608, 1152})->Args({600, 1152, 2304})->Unit(benchmark::kMillisecond)->UseRealTime();
+BENCHMARK_CAPTURE(BM_AmxInt8Gemm, pixart, false)
+    ->Args({2048, 1152, 3456})->Args({2048, 1152, 1152})->Args({2048, 1152, 4608})->Args({2048, 4608, 1152})
+    ->Args({600, 1152, 2304})->Unit(benchmark::kMillisecond)->UseRealTime();
 
 BENCHMARK_MAIN();

@@ -12,6 +12,7 @@
 #include <immintrin.h>
 // After every standard header, so that only the code below is AMX code.
 #pragma GCC target("avx512f,avx512bw,avx512vl,avx512dq,amx-tile,amx-int8")
+#include "qdit/kernels/cpu/amx_tiles.h"
 
 namespace qdit::kernels::cpu {
 namespace {
@@ -24,25 +25,9 @@ constexpr int64_t kDepth = 512;  // k per pass: the panel's 16 KiB of weights fo
 
 int64_t round_up(int64_t x, int64_t m) { return (x + m - 1) / m * m; }
 
-struct alignas(64) TileConfig {
-  uint8_t palette = 1, start_row = 0;
-  uint8_t reserved[14] = {};
-  uint16_t colsb[16] = {};
-  uint8_t rows[16] = {};
-};
-
-// Tiles 0-3: the 32 x 32 s32 accumulators (row half r, column half c at 2r + c); 4-5: A (16 rows
-// x 64 k each); 6-7: B (64 k x 16 columns each).
-void configure_tiles() {
-  TileConfig cfg;
-  for (int i = 0; i < 8; ++i) {
-    cfg.colsb[i] = 64;
-    cfg.rows[i] = 16;
-  }
-  _tile_loadconfig(&cfg);  // per call: oneDNN and the attention kernel configure other shapes
-}
-
 // c (32 x 32 s32, row stride 32) += or = a (32 rows, stride lda) . b panel slice (steps tiles).
+// Tiles 0-3: the accumulators (row half r, column half c at 2r + c); 4-5: A (16 rows x 64 k
+// each); 6-7: B (64 k x 16 columns each).
 void block_32x32(const int8_t* a, int64_t lda, const int8_t* b, int64_t steps, int32_t* c, bool load_c) {
   if (load_c) {
     _tile_loadd(0, c, 128);
@@ -219,7 +204,7 @@ void AmxInt8Gemm::run(const int8_t* a, int64_t m, const float* a_scale, const fl
   const int64_t workers = std::min<int64_t>(num_threads(), panels_), slot_elems = 2 * block_rows * kPanel;
   Tensor scratch = Tensor::empty({workers * slot_elems * 4}, DType::U8, MemTag::Workspace);
   parallel_for(panels_, 1, [&](int64_t p0, int64_t p1) {
-    configure_tiles();
+    load_16x64_tiles();
     // Run inline (nested or one thread), thread_index() may be an outer team's: any slot will do.
     int32_t* slot = reinterpret_cast<int32_t*>(scratch.raw_data()) + std::min<int64_t>(thread_index(), workers - 1) * slot_elems;
     int32_t* acc[2] = {slot, slot + block_rows * kPanel};

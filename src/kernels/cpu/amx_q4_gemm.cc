@@ -8,34 +8,15 @@
 #include "qdit/core/allocator.h"
 #include "qdit/core/error.h"
 #include "qdit/core/parallel.h"
+#include "qdit/kernels/cpu/thread_buffer.h"
 #include "qdit/kernels/cpu/isa.h"
 
 namespace qdit::kernels::cpu {
 
 namespace {
 
-// A per-thread buffer that grows to the largest request and lives with the thread (the panels of
-// the widest layer: 2 x 32 x K bf16, 288 KiB for K = 4608).
-class ThreadBytes {
- public:
-  ~ThreadBytes() { CpuAllocator::instance().deallocate(p_, bytes_, MemTag::Workspace); }
-  void* get(size_t bytes) {
-    if (bytes > bytes_) {
-      CpuAllocator::instance().deallocate(p_, bytes_, MemTag::Workspace);
-      p_ = nullptr;
-      bytes_ = 0;
-      p_ = CpuAllocator::instance().allocate(bytes, MemTag::Workspace);
-      bytes_ = bytes;
-    }
-    return p_;
-  }
-
- private:
-  void* p_ = nullptr;
-  size_t bytes_ = 0;
-};
-
-thread_local ThreadBytes t_panel_ws;
+// The decoded panels of the widest layer: 2 x 32 x K bf16, 288 KiB for K = 4608.
+thread_local ThreadBuffer t_panel_ws;
 
 // x as B tiles for one call (M x K bf16: workspace, recycled within a RecyclingScope).
 struct XTiles {

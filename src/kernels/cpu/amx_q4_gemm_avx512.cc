@@ -15,6 +15,7 @@
 
 // After every standard header: no std inline function is compiled for AVX-512 / AMX here.
 #pragma GCC target("avx512f,avx512bw,avx512vl,avx512dq,avx512bf16,amx-tile,amx-bf16")
+#include "qdit/kernels/cpu/amx_tiles.h"
 
 namespace qdit::kernels::cpu::amx_q4 {
 
@@ -26,16 +27,6 @@ using qk::Round;
 
 constexpr int64_t kTile = 512;  // uint16 elements of one 1 KiB tile
 
-struct alignas(64) TileConfig {
-  uint8_t palette = 1, start_row = 0;
-  uint8_t reserved[14] = {};
-  uint16_t colsb[16] = {};
-  uint8_t rows[16] = {};
-};
-
-// GCC's tile intrinsics do not tell the compiler they touch memory: order plain stores before the
-// tile loads that read them, and tile stores before the plain loads.
-inline void memory_barrier() { __asm__ volatile("" ::: "memory"); }
 
 inline int64_t min64(int64_t a, int64_t b) { return a < b ? a : b; }
 inline __mmask16 first_n16(int64_t n) { return n >= 16 ? __mmask16(0xFFFF) : static_cast<__mmask16>((1u << n) - 1); }
@@ -192,12 +183,7 @@ void run_panels_t(const Problem& p, int64_t p0, int64_t p1, const Workspace& ws)
   auto size = [&](int64_t gi) { return gi < 62 ? min64(ws.group, int64_t{1} << gi) : ws.group; };
   for (int64_t u = 0; u < min64(size(0), p1 - p0) * per_panel; ++u) decode(p0, ws.panel[0], u, 0, 16);
 
-  TileConfig cfg;
-  for (int i = 0; i < 8; ++i) {
-    cfg.rows[i] = 16;
-    cfg.colsb[i] = 64;
-  }
-  _tile_loadconfig(&cfg);  // per call: oneDNN and the attention kernel configure other shapes
+  load_16x64_tiles();
   for (int64_t g = p0, gi = 0, gn = 0; g < p1; g += gn, ++gi) {
     gn = min64(size(gi), p1 - g);
     const int64_t ng = g + gn;

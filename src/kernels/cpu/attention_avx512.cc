@@ -17,6 +17,7 @@
 // comes after every standard header, so no std inline function is compiled for AVX-512).
 #pragma GCC target("avx512f,avx512bw,avx512vl,avx512dq,avx512bf16,fma,f16c,amx-tile,amx-bf16")
 #include "qdit/kernels/cpu/attention_impl.h"
+#include "qdit/kernels/cpu/amx_tiles.h"
 
 namespace {
 
@@ -69,16 +70,6 @@ struct AmxGeo : Avx512 {
   static constexpr int DQA = 32, KA = 32;
 };
 
-struct alignas(64) TileConfig {
-  uint8_t palette = 1, start_row = 0;
-  uint8_t reserved[14] = {};
-  uint16_t colsb[16] = {};
-  uint8_t rows[16] = {};
-};
-
-// GCC's tile load intrinsics do not tell the compiler they read memory: order the plain stores
-// that fill a buffer before the tile loads that read it.
-inline void memory_barrier() { __asm__ volatile("" ::: "memory"); }
 
 // NK: the most keys per block (the S/P buffer width); kBlock: the block size of longer key ranges.
 template <int NK, int kBlock>
@@ -413,12 +404,7 @@ struct AmxFlash {
     // text tokens) is one block, so each row pays its per-block softmax overhead once.
     const int64_t kbs = round_up(p.skv, 32) <= NK ? round_up(p.skv, 32) : kBlock;
     const int64_t nblocks = (p.skv + kbs - 1) / kbs;
-    TileConfig cfg;
-    for (int i = 0; i < 8; ++i) {
-      cfg.colsb[i] = 64;
-      cfg.rows[i] = 16;
-    }
-    _tile_loadconfig(&cfg);  // per thread; other code (oneDNN) may have configured other shapes
+    load_16x64_tiles();
     int64_t packed_bh = -1;
     for (int64_t t = t0; t < t1; ++t) {
       const int64_t bh = t / p.q_chunks, chunk = t % p.q_chunks;

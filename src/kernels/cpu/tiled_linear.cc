@@ -14,6 +14,7 @@
 #include "qdit/kernels/cpu/amx_q4_gemm.h"
 #include "qdit/kernels/cpu/convert.h"
 #include "qdit/kernels/cpu/dnnl_context.h"
+#include "qdit/kernels/cpu/thread_buffer.h"
 #include "qdit/kernels/gemm.h"
 #include "qdit/kernels/quant_kernels.h"
 
@@ -70,29 +71,7 @@ std::unique_ptr<WeightRowDecoder> make_bf16_row_decoder(const Tensor& weight_bf1
   return std::make_unique<Bf16RowDecoder>(weight_bf16);
 }
 
-// A per-thread workspace that grows to the largest request and lives until the thread exits (the
-// decoded weight of the largest layer); page faults on a fresh buffer each forward would cost as
-// much as the decode.
-class ThreadBuffer {
- public:
-  ~ThreadBuffer() { CpuAllocator::instance().deallocate(p_, bytes_, MemTag::Workspace); }
-  void* get(size_t bytes) {
-    if (bytes > bytes_) {
-      CpuAllocator::instance().deallocate(p_, bytes_, MemTag::Workspace);
-      p_ = nullptr;
-      bytes_ = 0;
-      p_ = CpuAllocator::instance().allocate(bytes, MemTag::Workspace);
-      bytes_ = bytes;
-    }
-    return p_;
-  }
-
- private:
-  void* p_ = nullptr;
-  size_t bytes_ = 0;
-};
-
-thread_local ThreadBuffer t_weight_buffer;
+thread_local cpu::ThreadBuffer t_weight_buffer;
 
 
 struct TiledLinear::Impl {
