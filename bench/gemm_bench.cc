@@ -54,8 +54,7 @@ static void BM_AmxInt8Gemm(benchmark::State& state, bool cold) {
   Tensor ws = Tensor::full({n}, 1e-3f), as = Tensor::full({m}, 1e-2f), y = Tensor::empty({m, n}, DType::F32);
   size_t i = 0;
   for (auto _ : state) {
-    gs[i++ % gs.size()]->run(a.data<int8_t>(), m, as.data<float>(), ws.data<float>(), nullptr, Activation::None,
-                             false, y.data<float>(), n);
+    gs[i++ % gs.size()]->run(a.data<int8_t>(), m, as.data<float>(), ws.data<float>(), {}, y.data<float>(), n);
     benchmark::DoNotOptimize(y.raw_data());
   }
   qdit::bench::report_flops(state, 2.0 * m * k * n, DType::I8);

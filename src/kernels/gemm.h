@@ -24,6 +24,10 @@ struct GemmOptions {
   Activation activation = Activation::None;
   // y += result (y must hold the addend): fuses a residual add into the GEMM.
   bool accumulate = false;
+  // With accumulate: y += gate[b] * result, gate [B, N] (last dim contiguous) broadcast over the
+  // rows of batch item b of x [B, ..., K] (DiT's gated residual). Only for kernels whose
+  // fuses_gate() says so; nn::Linear runs the others unfused.
+  const Tensor* gate = nullptr;
 };
 
 // What every Linear kernel offers; nn::Linear holds one, chosen by the weight's format.
@@ -36,6 +40,8 @@ class LinearKernel {
   // x: [..., K] f32 (or bf16), contiguous rows; y: [..., N] f32 contiguous.
   virtual void forward_into(const Tensor& x, Tensor& y, const GemmOptions& opt = {}) const = 0;
   Tensor forward(const Tensor& x, const GemmOptions& opt = {}) const;
+  // Whether forward_into applies GemmOptions::gate itself.
+  virtual bool fuses_gate() const { return false; }
 };
 
 // Produces f32 rows of a [N, K] weight on demand: the compact storage (bf16 on CPUs without bf16
@@ -131,6 +137,7 @@ class Int8Linear : public LinearKernel {
   int64_t out_features() const override { return n_; }
   size_t weight_bytes() const override;
   void forward_into(const Tensor& x, Tensor& y, const GemmOptions& opt = {}) const override;
+  bool fuses_gate() const override;  // on AMX-INT8 CPUs
 
  private:
   struct Impl;

@@ -1,6 +1,7 @@
 #include "qdit/nn/linear.h"
 
 #include "qdit/core/error.h"
+#include "qdit/kernels/elementwise.h"
 
 namespace qdit::nn {
 
@@ -62,7 +63,23 @@ Tensor Linear::operator()(const Tensor& x, const kernels::GemmOptions& opt) cons
 
 void Linear::forward_into(const Tensor& x, Tensor& y, const kernels::GemmOptions& opt) const {
   QDIT_CHECK(kernel_, "[linear] ", path_, " has no weights bound");
+  QDIT_CHECK(!opt.gate || opt.accumulate, "[linear] ", path_, ": a gate needs accumulate (y += gate * result)");
+  if (opt.gate && !kernel_->fuses_gate()) {  // the result, then the gated residual as its own pass
+    kernels::GemmOptions plain = opt;
+    plain.gate = nullptr;
+    plain.accumulate = false;
+    kernels::gated_residual_inplace(y, kernel_->forward(x, plain), *opt.gate);
+    return;
+  }
   kernel_->forward_into(x, y, opt);
+}
+
+void Linear::forward_gated_residual(const Tensor& x, Tensor& y, const Tensor& gate, kernels::Activation act) const {
+  kernels::GemmOptions opt;
+  opt.activation = act;
+  opt.accumulate = true;
+  opt.gate = &gate;
+  forward_into(x, y, opt);
 }
 
 }  // namespace qdit::nn

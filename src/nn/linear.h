@@ -21,6 +21,10 @@ class Linear {
   // x: [..., in] -> [..., out] f32.
   Tensor operator()(const Tensor& x, const kernels::GemmOptions& opt = {}) const;
   void forward_into(const Tensor& x, Tensor& y, const kernels::GemmOptions& opt = {}) const;
+  // y += gate[b] * act(x W^T + b) (DiT's gated residual; gate [B, out] broadcast over each batch
+  // item's rows): in the GEMM's epilogue where the kernel fuses it, else as its own pass.
+  void forward_gated_residual(const Tensor& x, Tensor& y, const Tensor& gate,
+                              kernels::Activation act = kernels::Activation::None) const;
   bool defined() const { return kernel_ != nullptr; }
   int64_t in_features() const { return in_; }
   int64_t out_features() const { return out_; }

@@ -6,6 +6,7 @@
 #include <string>
 #include <vector>
 
+#include "qdit/core/error.h"
 #include "qdit/kernels/gemm.h"
 #include "support/random.h"
 
@@ -90,5 +91,37 @@ TEST(Int8Linear, LargePreActivations) {
     Tensor got = lin.forward(x, {a});
     for (int64_t i = 0; i < got.numel(); ++i) ASSERT_TRUE(std::isfinite(got.data<float>()[i])) << activation_name(a);
     expect_close(got, ref, 1e-5f, activation_name(a));
+  }
+}
+
+// DiT's gated residual in the epilogue: y += gate[b] * act(x W^T + b) with gate a strided [B, N]
+// view (a chunk of the AdaLN modulation), each batch item owning S consecutive rows.
+TEST(Int8Linear, GatedResidualInTheEpilogue) {
+  const int64_t batch = 2, seq = 150, k = 96, n = 80;
+  Tensor qw = random_codes(n, k, 21);
+  Tensor ws_t = random_tensor({n}, 22, 1e-3f, 2e-3f);
+  std::vector<float> ws = ws_t.to_vector();
+  Tensor b = random_tensor({n}, 23);
+  Tensor x = random_tensor({batch, seq, k}, 24, -3.0f, 3.0f);
+  Tensor mod = random_tensor({batch, 3, n}, 25, -2.0f, 2.0f);
+  const Tensor gate = mod.select(1, 1);  // [B, N], row stride 3N
+  Int8Linear lin(qw, ws_t, b);
+  for (Activation a : {Activation::None, Activation::GeluTanh}) {
+    Tensor y = random_tensor({batch, seq, n}, 26);
+    GemmOptions opt;
+    opt.activation = a;
+    opt.accumulate = true;
+    opt.gate = &gate;
+    if (!lin.fuses_gate()) {  // oneDNN path: nn::Linear runs the gate as its own pass instead
+      EXPECT_THROW(lin.forward_into(x, y, opt), qdit::Error);
+      continue;
+    }
+    const Tensor ref = int8_reference(x.reshape({batch * seq, k}), qw, ws, b, a);
+    Tensor expected = y.clone();
+    for (int64_t r = 0; r < batch * seq; ++r)
+      for (int64_t j = 0; j < n; ++j)
+        expected.data<float>()[r * n + j] += mod.data<float>()[((r / seq) * 3 + 1) * n + j] * ref.data<float>()[r * n + j];
+    lin.forward_into(x, y, opt);
+    expect_close(y, expected, 1e-5f, std::string("gated ") + activation_name(a));
   }
 }

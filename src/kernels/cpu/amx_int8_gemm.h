@@ -20,11 +20,18 @@ class AmxInt8Gemm {
   // Row stride (bytes) of the quantized activations run() reads: k rounded up to 64, padding zero.
   int64_t lda() const { return kp_; }
   size_t packed_bytes() const { return packed_.nbytes(); }
-  // y[i, j] (row stride ldy) = act((acc[i, j] * w_scale[j]) * a_scale[i] + bias[j]), or that
-  // added to y with accumulate, for rows i < m of a (s8, row stride lda(), rows up to a multiple
-  // of 32 present; the padding rows' results are dropped). bias may be null.
-  void run(const int8_t* a, int64_t m, const float* a_scale, const float* w_scale, const float* bias, Activation act,
-           bool accumulate, float* y, int64_t ldy) const;
+  struct Epilogue {
+    const float* bias = nullptr;  // [n] or null
+    Activation act = Activation::None;
+    bool accumulate = false;
+    const float* gate = nullptr;  // with accumulate: row i adds gate[(i / gate_rows) * gate_ld + j] * value
+    int64_t gate_ld = 0, gate_rows = 1;
+  };
+  // value[i, j] = act((acc[i, j] * w_scale[j]) * a_scale[i] + bias[j]) into y (row stride ldy),
+  // or gate * value added to y, for rows i < m of a (s8, row stride lda(), rows up to a multiple
+  // of 32 present; the padding rows' results are dropped).
+  void run(const int8_t* a, int64_t m, const float* a_scale, const float* w_scale, const Epilogue& e, float* y,
+           int64_t ldy) const;
 
  private:
   int64_t n_, k_, kp_, panels_;

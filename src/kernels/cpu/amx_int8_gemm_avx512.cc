@@ -117,9 +117,9 @@ __m512 activate(Activation act, __m512 x) {
   return x;
 }
 
-// y row (cols columns of a panel) = act((float(acc) * ws) * as + bias), or y + that.
+// y row (cols columns of a panel) = act((float(acc) * ws) * as + bias), or y + gate * that.
 void epilogue_row(const int32_t* acc, int64_t cols, const float* ws, float as, const float* bias, Activation act,
-                  bool accumulate, float* y) {
+                  bool accumulate, const float* gate, float* y) {
   const __m512 vas = _mm512_set1_ps(as);
   for (int64_t j = 0; j < cols; j += 16) {
     const __mmask16 mk = cols - j >= 16 ? static_cast<__mmask16>(0xFFFF) : static_cast<__mmask16>((1u << (cols - j)) - 1);
@@ -127,6 +127,7 @@ void epilogue_row(const int32_t* acc, int64_t cols, const float* ws, float as, c
     v = _mm512_mul_ps(v, vas);
     if (bias) v = _mm512_add_ps(v, _mm512_maskz_loadu_ps(mk, bias + j));
     v = activate(act, v);
+    if (gate) v = _mm512_mul_ps(_mm512_maskz_loadu_ps(mk, gate + j), v);
     if (accumulate) v = _mm512_add_ps(_mm512_maskz_loadu_ps(mk, y + j), v);
     _mm512_mask_storeu_ps(y + j, mk, v);
   }
@@ -191,8 +192,8 @@ AmxInt8Gemm::AmxInt8Gemm(const int8_t* w, int64_t n, int64_t k)
   });
 }
 
-void AmxInt8Gemm::run(const int8_t* a, int64_t m, const float* a_scale, const float* w_scale, const float* bias,
-                      Activation act, bool accumulate, float* y, int64_t ldy) const {
+void AmxInt8Gemm::run(const int8_t* a, int64_t m, const float* a_scale, const float* w_scale, const Epilogue& e,
+                      float* y, int64_t ldy) const {
   if (m <= 0) return;
   const int64_t mp = round_up(m, kRowAlign), steps = kp_ / kStep;
   const int8_t* b = packed_.data<int8_t>();
@@ -215,9 +216,12 @@ void AmxInt8Gemm::run(const int8_t* a, int64_t m, const float* a_scale, const fl
       auto epilogue_until = [&](int64_t due) {
         const int64_t c0 = prev * kPanel, cols = std::min(kPanel, n_ - c0);
         const int32_t* c = acc[prev & 1];
-        for (; done < due; ++done)
-          epilogue_row(c + done * kPanel, cols, w_scale + c0, a_scale[r0 + done], bias ? bias + c0 : nullptr, act,
-                       accumulate, y + (r0 + done) * ldy + c0);
+        for (; done < due; ++done) {
+          const int64_t row = r0 + done;
+          epilogue_row(c + done * kPanel, cols, w_scale + c0, a_scale[row], e.bias ? e.bias + c0 : nullptr, e.act,
+                       e.accumulate, e.gate ? e.gate + (row / e.gate_rows) * e.gate_ld + c0 : nullptr,
+                       y + row * ldy + c0);
+        }
       };
       for (int64_t p = p0; p < p1; ++p) {
         const int8_t* bp = b + p * steps * 2 * kTile;

@@ -116,6 +116,8 @@ size_t Int8Linear::weight_bytes() const {
          (impl_->bias.defined() ? impl_->bias.nbytes() : 0);
 }
 
+bool Int8Linear::fuses_gate() const { return impl_->amx != nullptr; }
+
 void Int8Linear::forward_into(const Tensor& x_in, Tensor& y, const GemmOptions& opt) const {
   QDIT_CHECK(x_in.dim() >= 1 && x_in.size(-1) == k_, "[int8 linear] input ", x_in.desc(), " does not end in in_features=",
              k_);
@@ -136,10 +138,24 @@ void Int8Linear::forward_into(const Tensor& x_in, Tensor& y, const GemmOptions& 
   if (rows_alloc > m) std::memset(q.data<int8_t>() + m * lda, 0, static_cast<size_t>((rows_alloc - m) * lda));
   const float* bias = impl_->bias.defined() ? impl_->bias.data<float>() : nullptr;
   if (amx) {
-    amx->run(q.data<int8_t>(), m, xs.data<float>(), impl_->w_scale.data(), bias, opt.activation, opt.accumulate,
-             y.data<float>(), n_);
+    cpu::AmxInt8Gemm::Epilogue e;
+    e.bias = bias;
+    e.act = opt.activation;
+    e.accumulate = opt.accumulate;
+    if (opt.gate) {  // [B, N] over x [B, ..., K]: batch item b owns m / B consecutive rows
+      const Tensor& g = *opt.gate;
+      QDIT_CHECK(opt.accumulate && g.dtype() == DType::F32 && g.dim() == 2 && g.size(1) == n_ && g.strides()[1] == 1 &&
+                     g.size(0) >= 1 && m % g.size(0) == 0,
+                 "[int8 linear] gate ", g.desc(), " must be f32 [B, ", n_, "] (B dividing the ", m,
+                 " rows) with accumulate");
+      e.gate = g.data<float>();
+      e.gate_ld = g.strides()[0];
+      e.gate_rows = m / g.size(0);
+    }
+    amx->run(q.data<int8_t>(), m, xs.data<float>(), impl_->w_scale.data(), e, y.data<float>(), n_);
     return;
   }
+  QDIT_CHECK(!opt.gate, "[int8 linear] a gate is fused only by the AMX kernel (fuses_gate() is false here)");
 
   const qk::Kernels& kern = qk::get();
   // Equal blocks (a multiple of 16 rows) rather than full ones and a thin remainder.

@@ -129,18 +129,18 @@ void DoubleBlock::forward(Tensor& x, Tensor& ctx, const Tensor& silu_temb, const
     const auto rows = [&](const Tensor& part, int64_t r0, int64_t r1) {
       return part.defined() ? part : a.slice(1, r0, r1).contiguous();
     };
-    kernels::gated_residual_inplace(x, out_(rows(ai, l, l + n)), m.select(1, 2));
-    kernels::gated_residual_inplace(ctx, add_out_(rows(at, 0, l)), mc.select(1, 2));
+    out_.forward_gated_residual(rows(ai, l, l + n), x, m.select(1, 2));
+    add_out_.forward_gated_residual(rows(at, 0, l), ctx, mc.select(1, 2));
   }
 
   // 2. Feed-forwards on norm2(.) * (1 + scale_mlp) + shift_mlp, GELU-tanh fused into the first GEMM.
   {
     const Tensor h = kernels::layer_norm_modulate(x, m.select(1, 3), m.select(1, 4), kNormEps);
-    kernels::gated_residual_inplace(x, ff2_(ff1_(h, gelu_tanh())), m.select(1, 5));
+    ff2_.forward_gated_residual(ff1_(h, gelu_tanh()), x, m.select(1, 5));
   }
   {
     const Tensor h = kernels::layer_norm_modulate(ctx, mc.select(1, 3), mc.select(1, 4), kNormEps);
-    kernels::gated_residual_inplace(ctx, cff2_(cff1_(h, gelu_tanh())), mc.select(1, 5));
+    cff2_.forward_gated_residual(cff1_(h, gelu_tanh()), ctx, mc.select(1, 5));
   }
 }
 
@@ -174,7 +174,7 @@ void SingleBlock::forward(Tensor& x, const Tensor& silu_temb, const Rope& rope) 
   }
   // proj_out(cat([attn, gelu_tanh(proj_mlp(h))], -1)), gated into the residual stream.
   const Tensor cat = kernels::concat({a, proj_mlp_(h, gelu_tanh())}, 2);
-  kernels::gated_residual_inplace(x, proj_out_(cat), m.select(1, 2));
+  proj_out_.forward_gated_residual(cat, x, m.select(1, 2));
 }
 
 }  // namespace qdit::models::flux

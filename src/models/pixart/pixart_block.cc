@@ -54,7 +54,7 @@ void PixArtBlock::forward(Tensor& x, const Tensor& t6, const Tensor& context, co
     const Tensor h = norm_modulate(norm1_, x, shift_msa, scale_msa);
     const std::vector<Tensor> qkv = qkv1_.views(h, d / cfg_.heads);  // strided views, no copies
     const Tensor a = nn::multi_head_attention(qkv[0], qkv[1], qkv[2], cfg_.heads, nullptr, 0.0f, compute_);
-    kernels::gated_residual_inplace(x, o1_(a), gate_msa);
+    o1_.forward_gated_residual(a, x, gate_msa);
   }
   // 2. Cross-attention: PixArt feeds the un-normalised hidden states (norm2 is not applied here);
   //    the plain residual add is fused into the output projection.
@@ -70,7 +70,7 @@ void PixArtBlock::forward(Tensor& x, const Tensor& t6, const Tensor& context, co
     const Tensor h = norm_modulate(norm2_, x, shift_mlp, scale_mlp);
     kernels::GemmOptions act;
     act.activation = cfg_.ff_act;
-    kernels::gated_residual_inplace(x, ff2_(ff1_(h, act)), gate_mlp);
+    ff2_.forward_gated_residual(ff1_(h, act), x, gate_mlp);
   }
 }
 

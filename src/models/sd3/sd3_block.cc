@@ -61,8 +61,8 @@ void JointBlock::forward(Tensor& x, Tensor& ctx, const Tensor& silu_temb) const 
     // Attention over cat([image, text]) without concatenating: one output per stream.
     const std::vector<Tensor> a = nn::joint_attention({img[0], txt[0]}, {img[1], txt[1]}, {img[2], txt[2]}, heads_,
                                                       compute_);
-    kernels::gated_residual_inplace(x, out_(a[0]), m.select(1, 2));
-    if (!pre_only_) kernels::gated_residual_inplace(ctx, add_out_(a[1]), mc.select(1, 2));
+    out_.forward_gated_residual(a[0], x, m.select(1, 2));
+    if (!pre_only_) add_out_.forward_gated_residual(a[1], ctx, mc.select(1, 2));
   }
 
   // 2. Feed-forwards on norm2(.) * (1 + scale_mlp) + shift_mlp, GELU-tanh fused into the first GEMM.
@@ -70,11 +70,11 @@ void JointBlock::forward(Tensor& x, Tensor& ctx, const Tensor& silu_temb) const 
   gelu.activation = kernels::Activation::GeluTanh;
   {
     const Tensor h = kernels::layer_norm_modulate(x, m.select(1, 3), m.select(1, 4), kNormEps);
-    kernels::gated_residual_inplace(x, ff2_(ff1_(h, gelu)), m.select(1, 5));
+    ff2_.forward_gated_residual(ff1_(h, gelu), x, m.select(1, 5));
   }
   if (!pre_only_) {
     const Tensor h = kernels::layer_norm_modulate(ctx, mc.select(1, 3), mc.select(1, 4), kNormEps);
-    kernels::gated_residual_inplace(ctx, cff2_(cff1_(h, gelu)), mc.select(1, 5));
+    cff2_.forward_gated_residual(cff1_(h, gelu), ctx, mc.select(1, 5));
   }
 }
 
