@@ -199,9 +199,14 @@ void AmxInt8Gemm::run(const int8_t* a, int64_t m, const float* a_scale, const fl
   const int8_t* b = packed_.data<int8_t>();
   const int8_t* end = b + packed_.nbytes();
   // Threads take panels; each sweeps its panels once per block of rows (kept in its L2). The
-  // epilogue of a panel runs in pieces between the next panel's tile products, so the vector
-  // units convert and store while the tile unit multiplies (out-of-order overlap).
-  const int64_t block_rows = std::min(mp, std::clamp<int64_t>(kBlockBytes / kp_ / 32 * 32, 32, 1024));
+  // epilogue of a panel runs in pieces between the next panel's tile products (they would overlap
+  // on a core that runs tile and vector work side by side; this dev machine's does not).
+  // Blocks of at most ~1 MiB of codes (1024 rows), as equal as 32-row units allow: a thin last
+  // block would stream every weight once more for few rows.
+  const int64_t units32 = mp / 32, most = std::clamp<int64_t>(kBlockBytes / kp_ / 32, 1, 32);
+  const int64_t blocks = (units32 + most - 1) / most;
+  auto block_start = [&](int64_t i) { return 32 * (units32 * i / blocks); };
+  const int64_t block_rows = 32 * ((units32 + blocks - 1) / blocks);  // the largest block
   const int64_t workers = std::min<int64_t>(num_threads(), panels_), slot_elems = 2 * block_rows * kPanel;
   Tensor scratch = Tensor::empty({workers * slot_elems * 4}, DType::U8, MemTag::Workspace);
   parallel_for(panels_, 1, [&](int64_t p0, int64_t p1) {
@@ -209,8 +214,8 @@ void AmxInt8Gemm::run(const int8_t* a, int64_t m, const float* a_scale, const fl
     // Run inline (nested or one thread), thread_index() may be an outer team's: any slot will do.
     int32_t* slot = reinterpret_cast<int32_t*>(scratch.raw_data()) + std::min<int64_t>(thread_index(), workers - 1) * slot_elems;
     int32_t* acc[2] = {slot, slot + block_rows * kPanel};
-    for (int64_t r0 = 0; r0 < mp; r0 += block_rows) {
-      const int64_t rows = std::min(block_rows, mp - r0), live = std::min(rows, m - r0);
+    for (int64_t bi = 0; bi < blocks; ++bi) {
+      const int64_t r0 = block_start(bi), rows = block_start(bi + 1) - r0, live = std::min(rows, m - r0);
       const int64_t passes = (kp_ + kDepth - 1) / kDepth, units = passes * (rows / 32);
       int64_t prev = -1, done = 0;  // the panel whose epilogue is pending, and its rows written
       auto epilogue_until = [&](int64_t due) {
