@@ -212,7 +212,8 @@ void AmxInt8Gemm::run(const int8_t* a, int64_t m, const float* a_scale, const fl
   parallel_for(panels_, 1, [&](int64_t p0, int64_t p1) {
     load_16x64_tiles();
     // Run inline (nested or one thread), thread_index() may be an outer team's: any slot will do.
-    int32_t* slot = reinterpret_cast<int32_t*>(scratch.raw_data()) + std::min<int64_t>(thread_index(), workers - 1) * slot_elems;
+    int32_t* slot = reinterpret_cast<int32_t*>(scratch.raw_data()) +
+                    std::min<int64_t>(thread_index(), workers - 1) * slot_elems;
     int32_t* acc[2] = {slot, slot + block_rows * kPanel};
     for (int64_t bi = 0; bi < blocks; ++bi) {
       const int64_t r0 = block_start(bi), rows = block_start(bi + 1) - r0, live = std::min(rows, m - r0);
@@ -238,10 +239,11 @@ void AmxInt8Gemm::run(const int8_t* a, int64_t m, const float* a_scale, const fl
           // The weights of a model's forward come from DRAM: fetch the next slice (the bytes right
           // after this one) into L2 while this one is multiplied, a few lines per 32-row block.
           const int8_t* next = slice + ks * 2 * kTile;
-          const int64_t lines = std::min<int64_t>(kDepth / kStep * 2 * kTile, end - next) / 64, blocks = rows / 32;
+          const int64_t lines = std::min<int64_t>(kDepth / kStep * 2 * kTile, end - next) / 64;
+          const int64_t row_pairs = rows / 32;  // 32-row steps of this pass
           for (int64_t i = 0; i < rows; i += 32, ++u) {
             block_32x32(a + (r0 + i) * kp_ + k0, kp_, slice, ks, c + i * kPanel, k0 > 0);
-            for (int64_t l = lines * (i / 32) / blocks; l < lines * (i / 32 + 1) / blocks; ++l)
+            for (int64_t l = lines * (i / 32) / row_pairs; l < lines * (i / 32 + 1) / row_pairs; ++l)
               _mm_prefetch(reinterpret_cast<const char*>(next + l * 64), _MM_HINT_T1);
             if (prev >= 0) epilogue_until(live * (u + 1) / units);
           }
