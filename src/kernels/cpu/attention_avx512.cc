@@ -239,8 +239,8 @@ struct AmxFlash {
   // producing a denormal costs a microcode assist of ~100 cycles per instruction, and every masked
   // or padding key (score -inf) would pay it.
   static __m512 exp2(__m512 t) {
+    // The mask also zeroes -inf and NaN scores (their f is NaN), so t needs no clamp.
     const __mmask16 normal = _mm512_cmp_ps_mask(t, _mm512_set1_ps(-125.5f), _CMP_GE_OQ);
-    t = _mm512_max_ps(t, _mm512_set1_ps(-127.0f));
     const __m512 n = _mm512_roundscale_ps(t, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
     const __m512 f = _mm512_sub_ps(t, n);
     __m512 y = _mm512_set1_ps(0.009582849596584161f);
