@@ -81,7 +81,8 @@ void amx_q4_prepare(qk::Lut4Matrix& w) {
   w.tame = ok;
 }
 
-void amx_q4_linear(const qk::Lut4Matrix& w, const float* x, int64_t m, const float* bias, bool accumulate, float* y) {
+void amx_q4_linear(const qk::Lut4Matrix& w, const float* x, int64_t m, const float* bias, bool accumulate, float* y,
+                   Activation act) {
   QDIT_CHECK(amx_q4_usable(w), "[amx q4] weight ", w.n, "x", w.k, " (group ", w.group,
              ") does not suit the AMX kernel, or the CPU lacks AMX-BF16");
   if (m <= 0) return;
@@ -89,7 +90,7 @@ void amx_q4_linear(const qk::Lut4Matrix& w, const float* x, int64_t m, const flo
   XTiles tiles(sizeof(uint16_t) * static_cast<size_t>(mp * k));
   auto* xv = static_cast<uint16_t*>(tiles.p);
   parallel_for(blocks, 4, [&](int64_t b0, int64_t b1) { amx_q4::pack_x(x, m, k, b0, b1, xv); });
-  const amx_q4::Problem p{&w, xv, m, mp, bias, accumulate, y};
+  const amx_q4::Problem p{&w, xv, m, mp, bias, accumulate, y, act};
   const int64_t panels = (w.n + amx_q4::kPanel - 1) / amx_q4::kPanel;
   parallel_for(panels, 1, [&](int64_t p0, int64_t p1) {
     void* base = t_panel_ws.get(amx_q4::workspace_bytes(k, p1 - p0));

@@ -1,6 +1,7 @@
 // AMX bf16 GEMM for 4-bit weight-only Linear layers (torchao int4wo, bitsandbytes nf4 / fp4 with
 // or without double quantization): y = x W^T (+ bias) (y += that when accumulating), with W given
-// as 4-bit codes + per-(row, group) tables (qk::Lut4Matrix). The weight is never decoded whole:
+// as 4-bit codes + per-(row, group) tables (qk::Lut4Matrix), the bias and activation applied in the
+// epilogue. The weight is never decoded whole:
 // each thread walks panels of 32 output features; a panel's codes are decoded (the codecs' own
 // table arithmetic, bit for bit the decoders' bf16 rows) into a small buffer already in AMX's
 // A-tile layout, while the tile products of the previous panel run (the decode is spread over
@@ -13,6 +14,7 @@
 #include <cstddef>
 #include <cstdint>
 
+#include "qdit/kernels/gemm.h"
 #include "qdit/kernels/quant_kernels.h"
 
 namespace qdit::kernels::cpu {
@@ -27,7 +29,8 @@ void amx_q4_prepare(qk::Lut4Matrix& w);
 // y[m, n] = sum_k bf16(x[m, k]) W[n, k] (+ bias[n]); accumulate: y += that. x: f32 [m, k]
 // row-major, rounded to bf16 (RNE, NaN -> 0x7FC0, as f32_to_bf16) as it is packed; y: f32 [m, n].
 // Threads (parallel_for) over panels of output features.
-void amx_q4_linear(const qk::Lut4Matrix& w, const float* x, int64_t m, const float* bias, bool accumulate, float* y);
+void amx_q4_linear(const qk::Lut4Matrix& w, const float* x, int64_t m, const float* bias, bool accumulate, float* y,
+                   Activation act = Activation::None);
 
 // The kernel's own decode of rows [n0, n1) as bf16 rows [n1 - n0, k] (tests compare it with the
 // scheme decoder's decode_rows_bf16, bit for bit). Needs AVX-512 BF16 only.
@@ -43,6 +46,7 @@ struct Problem {
   const float* bias;
   bool accumulate;
   float* y;
+  Activation act;  // after the bias, before the accumulate
 };
 // Per-thread buffers: two groups of panels (k / 32 x 2 A tiles per panel; about 0.6 MiB a group,
 // at most the layer's panels), the tables of a panel's 32 rows, and four C tiles.

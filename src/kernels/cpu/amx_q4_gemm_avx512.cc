@@ -11,10 +11,12 @@
 #include <cstring>
 
 #include "qdit/kernels/cpu/amx_q4_gemm.h"
+#include "qdit/kernels/gemm.h"
 #include "qdit/kernels/quant_kernels.h"
 
 // After every standard header: no std inline function is compiled for AVX-512 / AMX here.
 #pragma GCC target("avx512f,avx512bw,avx512vl,avx512dq,avx512bf16,amx-tile,amx-bf16")
+#include "qdit/kernels/cpu/activation_avx512.h"
 #include "qdit/kernels/cpu/amx_tiles.h"
 
 namespace qdit::kernels::cpu::amx_q4 {
@@ -134,8 +136,8 @@ inline void transpose16(__m512 r[16]) {
 }
 
 // The four C tiles of panel rows [n0, n0 + 32) x tokens [m0, m0 + 32) (c: tile (a, b) =
-// features n0 + 16a, tokens m0 + 16b at c + (2a + b) * 256, rows = features) into y: + bias, then
-// y + that when accumulating (the post-op order of the oneDNN path).
+// features n0 + 16a, tokens m0 + 16b at c + (2a + b) * 256, rows = features) into y: + bias, the
+// activation, then y + that when accumulating (the post-op order of the oneDNN path).
 inline void epilogue(const Problem& p, int64_t n0, int64_t m0, const float* c) {
   const int64_t n = p.w->n;
   for (int64_t a = 0; a < 2; ++a) {
@@ -155,6 +157,7 @@ inline void epilogue(const Problem& p, int64_t n0, int64_t m0, const float* c) {
       for (int64_t j = 0; j < rows; ++j, out += n) {
         __m512 v = r[j];
         if (p.bias) v = _mm512_add_ps(v, bias);
+        v = activate(p.act, v);
         if (p.accumulate) v = _mm512_add_ps(_mm512_maskz_loadu_ps(mask, out), v);
         _mm512_mask_storeu_ps(out, mask, v);
       }

@@ -110,31 +110,13 @@ struct TiledLinear::Impl {
     return dnnl::matmul::primitive_desc(d, attr, dnnl_engine());
   }
 
-  // 4-bit weights on an AMX CPU: the AMX kernel decodes panels of the codes
-  // itself (amx_q4_gemm.h) instead of the whole weight; the activation, which it does not fuse,
-  // runs after it as oneDNN's eltwise (the post-op's code) on the finished output.
+  // 4-bit weights on an AMX CPU: the AMX kernel decodes panels of the codes itself
+  // (amx_q4_gemm.h) instead of the whole weight, with bias, activation and residual in its epilogue.
   std::optional<qk::Lut4Matrix> amx_q4;
-  mutable std::map<std::pair<int64_t, Activation>, dnnl::eltwise_forward> acts;
 
   void amx_q4_forward(const float* x, int64_t m, const GemmOptions& opt, float* y) const {
     const float* b = bias.defined() ? bias.data<float>() : nullptr;
-    if (opt.activation == Activation::None) return cpu::amx_q4_linear(*amx_q4, x, m, b, opt.accumulate, y);
-    const int64_t n = amx_q4->n;
-    Tensor tmp = opt.accumulate ? Tensor::empty({m, n}, DType::F32, MemTag::Workspace) : Tensor();
-    float* out = opt.accumulate ? tmp.data<float>() : y;
-    cpu::amx_q4_linear(*amx_q4, x, m, b, false, out);
-    dnnl::eltwise_forward act;
-    {
-      std::lock_guard<std::mutex> lock(mu);
-      auto it = acts.find({m, opt.activation});
-      if (it == acts.end())
-        it = acts.emplace(std::make_pair(m, opt.activation), cpu::make_activation_eltwise(m, n, opt.activation)).first;
-      act = it->second;
-    }
-    memory om({{m, n}, dt::f32, tag::ab}, dnnl_engine(), out);
-    act.execute(dnnl_stream(), {{DNNL_ARG_SRC, om}, {DNNL_ARG_DST, om}});
-    dnnl_stream().wait();
-    if (opt.accumulate) qk::get().epilogue_rows(out, m, n, nullptr, nullptr, true, y);
+    cpu::amx_q4_linear(*amx_q4, x, m, b, opt.accumulate, y, opt.activation);
   }
 
   // The decoded weight, in this thread's workspace.
