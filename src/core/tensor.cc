@@ -24,6 +24,15 @@ int64_t shape_numel(const Shape& s) {
   return n;
 }
 
+int64_t strided_offset(const Shape& shape, const Shape& strides, int64_t flat, size_t dims) {
+  int64_t off = 0;
+  for (size_t k = dims; k-- > 0;) {
+    off += (flat % shape[k]) * strides[k];
+    flat /= shape[k];
+  }
+  return off;
+}
+
 Shape contiguous_strides(const Shape& shape) {
   Shape st(shape.size());
   int64_t acc = 1;
@@ -280,14 +289,10 @@ void Tensor::copy_from(const Tensor& src) {
   if (!int_to_int && n > 0 && dim() >= 1 && (shape_.back() == 1 || src.strides().back() == 1)) {
     const int64_t row = shape_.back(), rows = n / row;
     const Shape& st = src.strides();
-    const int64_t nd = dim();
+    const size_t lead = shape_.size() - 1;
     parallel_for(rows, std::max<int64_t>(1, 32768 / row), [&](int64_t r0, int64_t r1) {
       for (int64_t r = r0; r < r1; ++r) {
-        int64_t off = 0, rem = r;
-        for (int64_t k = nd - 2; k >= 0; --k) {
-          off += (rem % shape_[k]) * st[k];
-          rem /= shape_[k];
-        }
+        const int64_t off = strided_offset(shape_, st, r, lead);
         convert_row(dst + r * row * esz, dtype_, s + off * sesz, src.dtype(), row);
       }
     });
@@ -329,12 +334,7 @@ Tensor Tensor::to(DType dtype) const {
 float Tensor::item_f32(int64_t flat_index) const {
   QDIT_CHECK(flat_index >= 0 && flat_index < numel(), "[tensor] index ", flat_index,
              " out of range for ", desc());
-  int64_t off = 0, rem = flat_index;
-  for (size_t k = shape_.size(); k-- > 0;) {
-    off += (rem % shape_[k]) * strides_[k];
-    rem /= shape_[k];
-  }
-  return load_as_f32(raw_data(), dtype_, off);
+  return load_as_f32(raw_data(), dtype_, strided_offset(shape_, strides_, flat_index, shape_.size()));
 }
 
 std::vector<float> Tensor::to_vector() const {

@@ -16,6 +16,9 @@ namespace qdit {
 using Shape = std::vector<int64_t>;
 std::string shape_str(const Shape& s);
 int64_t shape_numel(const Shape& s);
+// Element offset, under `strides`, of the row-major flat index `flat` over the first `dims` dims of
+// `shape` (dims = rank for an element; rank - 1 for the start of a last-dim row).
+int64_t strided_offset(const Shape& shape, const Shape& strides, int64_t flat, size_t dims);
 
 class Storage {
  public:

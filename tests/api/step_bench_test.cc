@@ -41,7 +41,9 @@ TEST_P(StepBenchFlops, ClosedFormEqualsCounted) {
         if (o.name == "attention") attn = o.flops;
       EXPECT_NEAR(attn, r.flops.attention, 1e-9 * r.flops.attention) << opt.arch;
       EXPECT_EQ(r.seconds.size(), 1u);
-      if (reduced) EXPECT_LT(r.flops.total(), r.full_flops.total()) << opt.arch;
+      if (reduced) {
+        EXPECT_LT(r.flops.total(), r.full_flops.total()) << opt.arch;
+      }
     }
   }
 }

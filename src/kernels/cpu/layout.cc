@@ -38,17 +38,12 @@ Tensor concat(const std::vector<Tensor>& parts, int64_t dim) {
       // A strided view with a contiguous last dim (e.g. v as a slice of a fused q/k/v GEMM output):
       // its rows go straight to their place, without a contiguous copy first. A last-dim row never
       // straddles two `row` blocks (row is a multiple of it).
-      const int64_t last = p0.shape().back(), nrows = p0.numel() / last, nd = p0.dim();
-      const Shape& ps = p0.shape();
-      const Shape& st = p0.strides();
+      const int64_t last = p0.shape().back(), nrows = p0.numel() / last;
+      const size_t lead = p0.shape().size() - 1;
       const char* src = static_cast<const char*>(p0.raw_data());
       parallel_for(nrows, std::max<int64_t>(1, 32768 / last), [&](int64_t r0, int64_t r1) {
         for (int64_t r = r0; r < r1; ++r) {
-          int64_t off = 0, rem = r;
-          for (int64_t k = nd - 2; k >= 0; --k) {
-            off += (rem % ps[k]) * st[k];
-            rem /= ps[k];
-          }
+          const int64_t off = strided_offset(p0.shape(), p0.strides(), r, lead);
           const int64_t i = r * last, o = i / row;
           std::memcpy(dst + (o * out_row + col + i % row) * esz, src + off * static_cast<int64_t>(esz), last * esz);
         }
