@@ -140,6 +140,9 @@ class Int8Linear : public LinearKernel {
   bool fuses_gate() const override;  // on AMX-INT8 CPUs
 
  private:
+  // q: the quantized rows (row stride: the kernel's), xs: their scales.
+  void amx_forward(const int8_t* q, int64_t m, const float* xs, float* y, const GemmOptions& opt) const;
+  void onednn_forward(const int8_t* q, int64_t m, const float* xs, float* y, const GemmOptions& opt) const;
   struct Impl;
   std::unique_ptr<Impl> impl_;
   int64_t n_ = 0, k_ = 0;

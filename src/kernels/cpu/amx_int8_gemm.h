@@ -14,6 +14,7 @@ namespace qdit::kernels::cpu {
 class AmxInt8Gemm {
  public:
   static constexpr int64_t kRowAlign = 32;  // A buffers hold a multiple of this many rows
+  static int64_t padded_rows(int64_t m) { return (m + kRowAlign - 1) / kRowAlign * kRowAlign; }
   static bool available() { return has_amx_int8(); }  // AMX-INT8 usable on this CPU
   // w: s8 [n, k] row-major, packed once here (zero padded to 32 columns and 64-deep k steps).
   AmxInt8Gemm(const int8_t* w, int64_t n, int64_t k);

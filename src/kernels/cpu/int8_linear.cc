@@ -124,40 +124,44 @@ void Int8Linear::forward_into(const Tensor& x_in, Tensor& y, const GemmOptions& 
   const int64_t m = x_in.numel() / k_;
   QDIT_CHECK(y.dtype() == DType::F32 && y.is_contiguous() && y.numel() == m * n_, "[int8 linear] output ", y.desc(),
              " must be contiguous f32 with ", m, "x", n_, " elements");
+  QDIT_CHECK(!opt.gate || impl_->amx, "[int8 linear] a gate is fused only by the AMX kernel (fuses_gate() is false here)");
   if (m == 0) return;
   Tensor x = x_in.contiguous().to(DType::F32);
   const cpu::AmxInt8Gemm* amx = impl_->amx.get();
   // The AMX kernel reads rows padded to its k step, and whole 32-row blocks (padding rows zero).
-  const int64_t lda = amx ? amx->lda() : k_;
-  const int64_t rows_alloc = amx ? (m + cpu::AmxInt8Gemm::kRowAlign - 1) / cpu::AmxInt8Gemm::kRowAlign *
-                                       cpu::AmxInt8Gemm::kRowAlign
-                                 : m;
-  Tensor q = Tensor::empty({rows_alloc, lda}, DType::I8, MemTag::Workspace);
+  const int64_t lda = amx ? amx->lda() : k_, rows = amx ? cpu::AmxInt8Gemm::padded_rows(m) : m;
+  Tensor q = Tensor::empty({rows, lda}, DType::I8, MemTag::Workspace);
   Tensor xs = Tensor::empty({m}, DType::F32, MemTag::Workspace);
   quantize_rows_s8(x.data<float>(), m, k_, impl_->divisor, q.data<int8_t>(), xs.data<float>(), lda);
-  if (rows_alloc > m) std::memset(q.data<int8_t>() + m * lda, 0, static_cast<size_t>((rows_alloc - m) * lda));
-  const float* bias = impl_->bias.defined() ? impl_->bias.data<float>() : nullptr;
+  if (rows > m) std::memset(q.data<int8_t>() + m * lda, 0, static_cast<size_t>((rows - m) * lda));
   if (amx) {
-    cpu::AmxInt8Gemm::Epilogue e;
-    e.bias = bias;
-    e.act = opt.activation;
-    e.accumulate = opt.accumulate;
-    if (opt.gate) {  // [B, N] over x [B, ..., K]: batch item b owns m / B consecutive rows
-      const Tensor& g = *opt.gate;
-      QDIT_CHECK(opt.accumulate && g.dtype() == DType::F32 && g.dim() == 2 && g.size(1) == n_ && g.strides()[1] == 1 &&
-                     g.size(0) >= 1 && m % g.size(0) == 0,
-                 "[int8 linear] gate ", g.desc(), " must be f32 [B, ", n_, "] (B dividing the ", m,
-                 " rows) with accumulate");
-      e.gate = g.data<float>();
-      e.gate_ld = g.strides()[0];
-      e.gate_rows = m / g.size(0);
-    }
-    amx->run(q.data<int8_t>(), m, xs.data<float>(), impl_->w_scale.data(), e, y.data<float>(), n_);
-    return;
+    amx_forward(q.data<int8_t>(), m, xs.data<float>(), y.data<float>(), opt);
+  } else {
+    onednn_forward(q.data<int8_t>(), m, xs.data<float>(), y.data<float>(), opt);
   }
-  QDIT_CHECK(!opt.gate, "[int8 linear] a gate is fused only by the AMX kernel (fuses_gate() is false here)");
+}
 
+void Int8Linear::amx_forward(const int8_t* q, int64_t m, const float* xs, float* y, const GemmOptions& opt) const {
+  cpu::AmxInt8Gemm::Epilogue e;
+  e.bias = impl_->bias.defined() ? impl_->bias.data<float>() : nullptr;
+  e.act = opt.activation;
+  e.accumulate = opt.accumulate;
+  if (opt.gate) {  // [B, N] over x [B, ..., K]: batch item b owns m / B consecutive rows
+    const Tensor& g = *opt.gate;
+    QDIT_CHECK(opt.accumulate && g.dtype() == DType::F32 && g.dim() == 2 && g.size(1) == n_ && g.strides()[1] == 1 &&
+                   g.size(0) >= 1 && m % g.size(0) == 0,
+               "[int8 linear] gate ", g.desc(), " must be f32 [B, ", n_, "] (B dividing the ", m,
+               " rows) with accumulate");
+    e.gate = g.data<float>();
+    e.gate_ld = g.strides()[0];
+    e.gate_rows = m / g.size(0);
+  }
+  impl_->amx->run(q, m, xs, impl_->w_scale.data(), e, y, n_);
+}
+
+void Int8Linear::onednn_forward(const int8_t* q, int64_t m, const float* xs, float* y, const GemmOptions& opt) const {
   const qk::Kernels& kern = qk::get();
+  const float* bias = impl_->bias.defined() ? impl_->bias.data<float>() : nullptr;
   // Equal blocks (a multiple of 16 rows) rather than full ones and a thin remainder.
   const int64_t blocks = (m + impl_->chunk - 1) / impl_->chunk;
   const int64_t chunk = std::min(m, ((m + blocks - 1) / blocks + 15) / 16 * 16);
@@ -165,10 +169,12 @@ void Int8Linear::forward_into(const Tensor& x_in, Tensor& y, const GemmOptions& 
   float* t = tmp.data<float>();
   for (int64_t m0 = 0; m0 < m; m0 += chunk) {
     const int64_t rows = std::min(chunk, m - m0);
-    float* out = y.data<float>() + m0 * n_;
-    const float* xsc = xs.data<float>() + m0;
+    float* out = y + m0 * n_;
+    const float* xsc = xs + m0;
     dnnl::matmul p = impl_->prim(rows, k_, n_);
-    p.execute(dnnl_stream(), {{DNNL_ARG_SRC, memory({{rows, k_}, dt::s8, tag::ab}, dnnl_engine(), q.data<int8_t>() + m0 * k_)},
+    // oneDNN memory objects take non-const handles; the matmul only reads its source.
+    int8_t* src = const_cast<int8_t*>(q) + m0 * k_;
+    p.execute(dnnl_stream(), {{DNNL_ARG_SRC, memory({{rows, k_}, dt::s8, tag::ab}, dnnl_engine(), src)},
                               {DNNL_ARG_WEIGHTS, impl_->packed},
                               {DNNL_ARG_DST, memory({{rows, n_}, dt::f32, tag::ab}, dnnl_engine(), t)}});
     dnnl_stream().wait();
