@@ -73,7 +73,6 @@ std::unique_ptr<WeightRowDecoder> make_bf16_row_decoder(const Tensor& weight_bf1
 
 thread_local cpu::ThreadBuffer t_weight_buffer;
 
-
 struct TiledLinear::Impl {
   std::unique_ptr<WeightRowDecoder> decoder;
   Tensor bias;  // f32 [N] or undefined
@@ -113,11 +112,6 @@ struct TiledLinear::Impl {
   // 4-bit weights on an AMX CPU: the AMX kernel decodes panels of the codes itself
   // (amx_q4_gemm.h) instead of the whole weight, with bias, activation and residual in its epilogue.
   std::optional<qk::Lut4Matrix> amx_q4;
-
-  void amx_q4_forward(const float* x, int64_t m, const GemmOptions& opt, float* y) const {
-    const float* b = bias.defined() ? bias.data<float>() : nullptr;
-    cpu::amx_q4_linear(*amx_q4, x, m, b, opt.accumulate, y, opt.activation);
-  }
 
   // The decoded weight, in this thread's workspace.
   const uint16_t* decode_weight(int64_t n, int64_t k) const {
@@ -170,7 +164,8 @@ void TiledLinear::forward_into(const Tensor& x_in, Tensor& y, const GemmOptions&
   // 4-bit weights on AMX CPUs: the panel-decoding kernel, faster than the whole-weight decode at
   // every M measured (1 to 4096 tokens, docs/quant-speed.md).
   if (bf16_tiles && impl_->amx_q4) {
-    impl_->amx_q4_forward(x.data<float>(), m, opt, y.data<float>());  // rounds x to bf16 itself
+    const float* b = impl_->bias.defined() ? impl_->bias.data<float>() : nullptr;  // the kernel rounds x to bf16
+    cpu::amx_q4_linear(*impl_->amx_q4, x.data<float>(), m, b, opt.accumulate, y.data<float>(), opt.activation);
     return;
   }
   if (round_input_) {
