@@ -75,7 +75,10 @@ INSTANTIATE_TEST_SUITE_P(Sizes, Int8LinearShapes,
                                            std::make_tuple(17, 130, 77), std::make_tuple(64, 256, 96),
                                            std::make_tuple(300, 72, 40), std::make_tuple(200, 32, 4100),
                                            // several blocks of rows in the AMX kernel (about 1 MiB of codes each)
-                                           std::make_tuple(290, 4100, 36)));
+                                           std::make_tuple(290, 4100, 36),
+                                           // outputs of 4 MiB and more: streamed (non-temporal) stores, with
+                                           // 64-byte aligned rows and with rows at odd offsets
+                                           std::make_tuple(1024, 32, 1024), std::make_tuple(1040, 24, 1100)));
 
 // Pre-activations of a few thousand (both signs): the fused epilogue's exp/reciprocal clamps must
 // keep GELU/SiLU at their limits (x or 0), never inf or NaN.

@@ -27,6 +27,9 @@ class AmxInt8Gemm {
     bool accumulate = false;
     const float* gate = nullptr;  // with accumulate: row i adds gate[(i / gate_rows) * gate_ld + j] * value
     int64_t gate_ld = 0, gate_rows = 1;
+    // Without accumulate: write y with non-temporal stores (outputs larger than L2, which the next
+    // op reads long after; plain stores first read every line from memory).
+    bool stream = false;
   };
   // value[i, j] = act((acc[i, j] * w_scale[j]) * a_scale[i] + bias[j]) into y (row stride ldy),
   // or gate * value added to y, for rows i < m of a (s8, row stride lda(), rows up to a multiple

@@ -22,7 +22,7 @@ constexpr int64_t kPanel = 32;   // output columns per panel: two 16-column B ti
 constexpr int64_t kStep = 64;    // k per tile product (16 rows of 4-byte k quads)
 constexpr int64_t kTile = 1024;  // bytes per B tile
 constexpr int64_t kBlockBytes = int64_t{1} << 20;  // s8 activation rows per block: about 1 MiB, in L2
-constexpr int64_t kDepth = 512;  // k per pass: the panel's 16 KiB of weights for it stay in L1
+constexpr int64_t kMaxDepth = 640;  // k per pass: the panel's <= 20 KiB of weights for it stay in L1
 
 int64_t round_up(int64_t x, int64_t m) { return (x + m - 1) / m * m; }
 
@@ -59,7 +59,7 @@ void block_32x32(const int8_t* a, int64_t lda, const int8_t* b, int64_t steps, i
 
 // y row (cols columns of a panel) = act((float(acc) * ws) * as + bias), or y + gate * that.
 void epilogue_row(const int32_t* acc, int64_t cols, const float* ws, float as, const float* bias, Activation act,
-                  bool accumulate, const float* gate, float* y) {
+                  bool accumulate, bool stream, const float* gate, float* y) {
   const __m512 vas = _mm512_set1_ps(as);
   for (int64_t j = 0; j < cols; j += 16) {
     const __mmask16 mk = cols - j >= 16 ? static_cast<__mmask16>(0xFFFF) : static_cast<__mmask16>((1u << (cols - j)) - 1);
@@ -69,7 +69,11 @@ void epilogue_row(const int32_t* acc, int64_t cols, const float* ws, float as, c
     v = activate(act, v);
     if (gate) v = _mm512_mul_ps(_mm512_maskz_loadu_ps(mk, gate + j), v);
     if (accumulate) v = _mm512_add_ps(_mm512_maskz_loadu_ps(mk, y + j), v);
-    _mm512_mask_storeu_ps(y + j, mk, v);
+    if (stream && mk == 0xFFFF && (reinterpret_cast<uintptr_t>(y + j) & 63) == 0) {
+      _mm512_stream_ps(y + j, v);
+    } else {
+      _mm512_mask_storeu_ps(y + j, mk, v);
+    }
   }
 }
 
@@ -147,6 +151,11 @@ void AmxInt8Gemm::run(const int8_t* a, int64_t m, const float* a_scale, const fl
   const int64_t blocks = (units32 + most - 1) / most;
   auto block_start = [&](int64_t i) { return 32 * (units32 * i / blocks); };
   const int64_t block_rows = 32 * ((units32 + blocks - 1) / blocks);  // the largest block
+  // k per pass: at most kMaxDepth, as equal as 64-deep steps allow (a thin last pass would store
+  // and reload the accumulators for few tile products).
+  const int64_t depth_passes = (steps + kMaxDepth / kStep - 1) / (kMaxDepth / kStep);
+  const int64_t depth = (steps + depth_passes - 1) / depth_passes * kStep;
+  const bool stream = e.stream && !e.accumulate;
   const int64_t workers = std::min<int64_t>(num_threads(), panels_), slot_elems = 2 * block_rows * kPanel;
   Tensor scratch = Tensor::empty({workers * slot_elems * 4}, DType::U8, MemTag::Workspace);
   parallel_for(panels_, 1, [&](int64_t p0, int64_t p1) {
@@ -157,7 +166,7 @@ void AmxInt8Gemm::run(const int8_t* a, int64_t m, const float* a_scale, const fl
     int32_t* acc[2] = {slot, slot + block_rows * kPanel};
     for (int64_t bi = 0; bi < blocks; ++bi) {
       const int64_t r0 = block_start(bi), rows = block_start(bi + 1) - r0, live = std::min(rows, m - r0);
-      const int64_t passes = (kp_ + kDepth - 1) / kDepth, units = passes * (rows / 32);
+      const int64_t passes = (kp_ + depth - 1) / depth, units = passes * (rows / 32);
       int64_t prev = -1, done = 0;  // the panel whose epilogue is pending, and its rows written
       auto epilogue_until = [&](int64_t due) {
         const int64_t c0 = prev * kPanel, cols = std::min(kPanel, n_ - c0);
@@ -165,7 +174,7 @@ void AmxInt8Gemm::run(const int8_t* a, int64_t m, const float* a_scale, const fl
         for (; done < due; ++done) {
           const int64_t row = r0 + done;
           epilogue_row(c + done * kPanel, cols, w_scale + c0, a_scale[row], e.bias ? e.bias + c0 : nullptr, e.act,
-                       e.accumulate, e.gate ? e.gate + (row / e.gate_rows) * e.gate_ld + c0 : nullptr,
+                       e.accumulate, stream, e.gate ? e.gate + (row / e.gate_rows) * e.gate_ld + c0 : nullptr,
                        y + row * ldy + c0);
         }
       };
@@ -173,13 +182,13 @@ void AmxInt8Gemm::run(const int8_t* a, int64_t m, const float* a_scale, const fl
         const int8_t* bp = b + p * steps * 2 * kTile;
         int32_t* c = acc[p & 1];
         int64_t u = 0;
-        for (int64_t k0 = 0; k0 < kp_; k0 += kDepth) {
-          const int64_t ks = std::min(kDepth, kp_ - k0) / kStep;
+        for (int64_t k0 = 0; k0 < kp_; k0 += depth) {
+          const int64_t ks = std::min(depth, kp_ - k0) / kStep;
           const int8_t* slice = bp + (k0 / kStep) * 2 * kTile;
           // The weights of a model's forward come from DRAM: fetch the next slice (the bytes right
           // after this one) into L2 while this one is multiplied, a few lines per 32-row block.
           const int8_t* next = slice + ks * 2 * kTile;
-          const int64_t lines = std::min<int64_t>(kDepth / kStep * 2 * kTile, end - next) / 64;
+          const int64_t lines = std::min<int64_t>(depth / kStep * 2 * kTile, end - next) / 64;
           const int64_t row_pairs = rows / 32;  // 32-row steps of this pass
           for (int64_t i = 0; i < rows; i += 32, ++u) {
             block_32x32(a + (r0 + i) * kp_ + k0, kp_, slice, ks, c + i * kPanel, k0 > 0);
@@ -193,6 +202,7 @@ void AmxInt8Gemm::run(const int8_t* a, int64_t m, const float* a_scale, const fl
       }
       if (prev >= 0) epilogue_until(live);
     }
+    if (stream) _mm_sfence();  // the streamed stores are weakly ordered: done before the join
     _tile_release();
   });
 }

@@ -141,11 +141,15 @@ void Int8Linear::forward_into(const Tensor& x_in, Tensor& y, const GemmOptions& 
   }
 }
 
+// Outputs from this size on are written around the caches (twice the L2 of one core).
+constexpr int64_t kStreamBytes = int64_t{4} << 20;
+
 void Int8Linear::amx_forward(const int8_t* q, int64_t m, const float* xs, float* y, const GemmOptions& opt) const {
   cpu::AmxInt8Gemm::Epilogue e;
   e.bias = impl_->bias.defined() ? impl_->bias.data<float>() : nullptr;
   e.act = opt.activation;
   e.accumulate = opt.accumulate;
+  e.stream = !opt.accumulate && m * n_ * 4 >= kStreamBytes;
   if (opt.gate) {  // [B, N] over x [B, ..., K]: batch item b owns m / B consecutive rows
     const Tensor& g = *opt.gate;
     QDIT_CHECK(opt.accumulate && g.dtype() == DType::F32 && g.dim() == 2 && g.size(1) == n_ && g.strides()[1] == 1 &&
