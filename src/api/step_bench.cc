@@ -260,6 +260,12 @@ class CountingKernel final : public kernels::LinearKernel {
     profile::Scope scope("linear", 2.0 * m * static_cast<double>(in_features()) * static_cast<double>(out_features()));
     inner_->forward_into(x, y, opt);
   }
+  std::optional<kernels::RowQuantSpec> input_quantization() const override { return inner_->input_quantization(); }
+  void forward_quantized(const kernels::QuantizedRows& x, Tensor& y, const kernels::GemmOptions& opt) const override {
+    profile::Scope scope("linear", 2.0 * static_cast<double>(x.m) * static_cast<double>(in_features()) *
+                                       static_cast<double>(out_features()));
+    inner_->forward_quantized(x, y, opt);
+  }
 
  private:
   std::unique_ptr<kernels::LinearKernel> inner_;

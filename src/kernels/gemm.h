@@ -10,6 +10,7 @@
 #include <optional>
 
 #include "qdit/core/tensor.h"
+#include "qdit/kernels/quantized_rows.h"
 
 namespace qdit::kernels {
 
@@ -42,6 +43,10 @@ class LinearKernel {
   Tensor forward(const Tensor& x, const GemmOptions& opt = {}) const;
   // Whether forward_into applies GemmOptions::gate itself.
   virtual bool fuses_gate() const { return false; }
+  // Kernels that quantize their input per token (int8dq) say how, and take rows already quantized
+  // that way (by the norm that produced them); the others return nothing and never get any.
+  virtual std::optional<RowQuantSpec> input_quantization() const { return std::nullopt; }
+  virtual void forward_quantized(const QuantizedRows& x, Tensor& y, const GemmOptions& opt = {}) const;
 };
 
 // Produces f32 rows of a [N, K] weight on demand: the compact storage (bf16 on CPUs without bf16
@@ -138,6 +143,8 @@ class Int8Linear : public LinearKernel {
   size_t weight_bytes() const override;
   void forward_into(const Tensor& x, Tensor& y, const GemmOptions& opt = {}) const override;
   bool fuses_gate() const override;  // on AMX-INT8 CPUs
+  std::optional<RowQuantSpec> input_quantization() const override;
+  void forward_quantized(const QuantizedRows& x, Tensor& y, const GemmOptions& opt = {}) const override;
 
  private:
   // q: the quantized rows (row stride: the kernel's), xs: their scales.

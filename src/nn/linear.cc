@@ -2,6 +2,7 @@
 
 #include "qdit/core/error.h"
 #include "qdit/kernels/elementwise.h"
+#include "qdit/kernels/norm.h"
 
 namespace qdit::nn {
 
@@ -56,9 +57,36 @@ Linear Linear::from_weights(const std::string& path, const std::vector<std::stri
   return l;
 }
 
-Tensor Linear::operator()(const Tensor& x, const kernels::GemmOptions& opt) const {
+LinearInput LinearInput::norm_modulated(const Tensor& x, const Tensor& shift, const Tensor& scale, float eps) {
+  LinearInput in;
+  in.x_ = x;
+  in.shift_ = shift;
+  in.scale_ = scale;
+  in.eps_ = eps;
+  return in;
+}
+
+const Tensor& LinearInput::tensor() const {
+  if (!rows_.defined()) rows_ = kernels::layer_norm_modulate(x_, shift_, scale_, eps_);
+  return rows_;
+}
+
+kernels::QuantizedRows LinearInput::quantized(const kernels::RowQuantSpec& spec) const {
+  QDIT_CHECK(deferred(), "[linear input] only a deferred norm hands out quantized rows");
+  return kernels::layer_norm_modulate_s8(x_, shift_, scale_, eps_, spec);
+}
+
+Tensor Linear::operator()(const LinearInput& x, const kernels::GemmOptions& opt) const {
   QDIT_CHECK(kernel_, "[linear] ", path_, " has no weights bound");
-  return kernel_->forward(x, opt);
+  const std::optional<kernels::RowQuantSpec> spec = x.deferred() ? kernel_->input_quantization() : std::nullopt;
+  if (!spec) return kernel_->forward(x.tensor(), opt);
+  const Tensor& src = x.norm_input();  // the norm keeps the shape
+  QDIT_CHECK(src.size(-1) == in_, "[linear] ", path_, ": input ", src.desc(), " does not end in in_features=", in_);
+  Shape out_shape = src.shape();
+  out_shape.back() = out_;
+  Tensor y = Tensor::empty(out_shape, DType::F32);
+  kernel_->forward_quantized(x.quantized(*spec), y, opt);
+  return y;
 }
 
 void Linear::forward_into(const Tensor& x, Tensor& y, const kernels::GemmOptions& opt) const {

@@ -10,6 +10,28 @@
 
 namespace qdit::nn {
 
+// A Linear's input: a tensor, or layer_norm_modulate(x, shift, scale, eps) not computed yet, so
+// that a kernel quantizing its input per token (int8dq) gets the rows quantized by the norm itself
+// and the f32 rows are never written out. The norm runs when the input is first used: x must not
+// change before.
+class LinearInput {
+ public:
+  LinearInput(const Tensor& x) : rows_(x) {}  // NOLINT: a tensor is the usual input
+  static LinearInput norm_modulated(const Tensor& x, const Tensor& shift, const Tensor& scale, float eps);
+  // The f32 rows (a deferred norm runs once, on first use).
+  const Tensor& tensor() const;
+  bool deferred() const { return !rows_.defined(); }
+  // Deferred only: the norm's rows quantized as a kernel asks (`spec`), and the norm's input.
+  kernels::QuantizedRows quantized(const kernels::RowQuantSpec& spec) const;
+  const Tensor& norm_input() const { return x_; }
+
+ private:
+  LinearInput() = default;
+  mutable Tensor rows_;
+  Tensor x_, shift_, scale_;
+  float eps_ = 0.0f;
+};
+
 class Linear {
  public:
   Linear() = default;
@@ -19,7 +41,7 @@ class Linear {
   static Linear from_weights(const std::string& path, const std::vector<std::string>& members, const Tensor& weight,
                              const Tensor& bias, const ModuleContext& ctx);
   // x: [..., in] -> [..., out] f32.
-  Tensor operator()(const Tensor& x, const kernels::GemmOptions& opt = {}) const;
+  Tensor operator()(const LinearInput& x, const kernels::GemmOptions& opt = {}) const;
   void forward_into(const Tensor& x, Tensor& y, const kernels::GemmOptions& opt = {}) const;
   // y += gate[b] * act(x W^T + b) (DiT's gated residual; gate [B, out] broadcast over each batch
   // item's rows): in the GEMM's epilogue where the kernel fuses it, else as its own pass.

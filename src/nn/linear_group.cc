@@ -37,10 +37,10 @@ LinearGroup::LinearGroup(const WeightBinder& parent, const std::vector<std::stri
   fused_ = Linear::from_weights(parent.path(fused_name), paths, w, b, ctx);
 }
 
-std::vector<Tensor> LinearGroup::operator()(const Tensor& x) const {
+std::vector<Tensor> LinearGroup::operator()(const LinearInput& x) const {
   std::vector<Tensor> out;
-  if (!fused()) {
-    for (const Linear& l : members_) out.push_back(l(x));
+  if (!fused()) {  // the members share the f32 rows (a deferred norm runs once)
+    for (const Linear& l : members_) out.push_back(l(x.tensor()));
     return out;
   }
   const Tensor y = fused_(x);
@@ -52,7 +52,7 @@ std::vector<Tensor> LinearGroup::operator()(const Tensor& x) const {
   return out;
 }
 
-std::vector<Tensor> LinearGroup::views(const Tensor& x, int64_t unit) const {
+std::vector<Tensor> LinearGroup::views(const LinearInput& x, int64_t unit) const {
   int64_t total = 0;
   for (int64_t n : outs_) {
     QDIT_CHECK(unit > 0 && n % unit == 0, "[linear group] output width ", n, " is not a multiple of ", unit);
@@ -67,7 +67,7 @@ std::vector<Tensor> LinearGroup::views(const Tensor& x, int64_t unit) const {
   std::vector<Tensor> out;
   if (!fused()) {
     for (const Linear& l : members_) {
-      const Tensor y = l(x);
+      const Tensor y = l(x.tensor());
       out.push_back(split(y, y.size(-1)));
     }
     return out;

@@ -20,11 +20,11 @@ class LinearGroup {
               int64_t in, const std::vector<int64_t>& outs, bool bias, const ModuleContext& ctx);
 
   // One output per member, [..., out_i] f32 (contiguous copies of the fused result's slices).
-  std::vector<Tensor> operator()(const Tensor& x) const;
+  std::vector<Tensor> operator()(const LinearInput& x) const;
   // The outputs split as [..., out_i / unit, unit] (unit divides every out_i, e.g. a head dim):
   // with fusion these are strided views into the one GEMM result, not copies of its slices, for
   // consumers that read strided rows (Flux's fused q/k norm + rotary kernel, the attention's v).
-  std::vector<Tensor> views(const Tensor& x, int64_t unit) const;
+  std::vector<Tensor> views(const LinearInput& x, int64_t unit) const;
   bool fused() const { return fused_.defined(); }
   size_t weight_bytes() const;
 

@@ -2,7 +2,9 @@
 
 #include <cmath>
 
+#include "qdit/core/error.h"
 #include "qdit/kernels/elementwise.h"
+#include "qdit/kernels/gemm.h"
 #include "qdit/kernels/norm.h"
 #include "support/random.h"
 
@@ -94,6 +96,37 @@ TEST(Norm, VectorisedStatisticsAtModelWidths) {
       expect_close(fused, ref, 1e-5f);
     }
   }
+}
+
+// int8dq's fused norm: the codes and scales quantize_rows_s8 gives for layer_norm_modulate's rows,
+// bit for bit, in the kernel's layout (row stride past D, padding rows) with zero padding.
+TEST(Norm, LayerNormModulateS8EqualsQuantizedRows) {
+  for (int64_t d : {1152, 64, 13}) {
+    Tensor x = random_tensor({2, 7, d}, 30 + static_cast<uint32_t>(d), -3, 3);
+    const Tensor mods = random_tensor({2, 2 * d}, 31, -2, 2);
+    for (const Tensor& m : {mods, mods.slice(0, 1, 2)}) {
+      const Tensor shift = m.slice(1, 0, d), scale = m.slice(1, d, 2 * d);
+      const Tensor rows = layer_norm_modulate(x, shift, scale, 1e-6f);
+      std::vector<int8_t> q_ref(static_cast<size_t>(14 * d));
+      std::vector<float> s_ref(14);
+      quantize_rows_s8(rows.data<float>(), 14, d, 127.5f, q_ref.data(), s_ref.data());
+      for (const RowQuantSpec spec : {RowQuantSpec{127.5f, d, 1}, RowQuantSpec{127.5f, (d + 63) / 64 * 64 + 64, 32}}) {
+        const QuantizedRows q = layer_norm_modulate_s8(x, shift, scale, 1e-6f, spec);
+        ASSERT_EQ(q.q.shape(), (Shape{spec.padded_rows(14), spec.lda}));
+        ASSERT_EQ(q.m, 14);
+        ASSERT_EQ(q.k, d);
+        for (int64_t r = 0; r < q.q.size(0); ++r) {
+          if (r < 14) ASSERT_EQ(q.scales.data<float>()[r], s_ref[r]) << "row " << r;
+          for (int64_t j = 0; j < spec.lda; ++j) {
+            const int8_t want = r < 14 && j < d ? q_ref[r * d + j] : 0;
+            ASSERT_EQ(q.q.data<int8_t>()[r * spec.lda + j], want) << "d=" << d << " row " << r << " col " << j;
+          }
+        }
+      }
+    }
+  }
+  const Tensor x = random_tensor({1, 3, 8}, 1), mod = random_tensor({1, 8}, 2);
+  EXPECT_THROW(layer_norm_modulate_s8(x, mod, mod, 1e-6f, RowQuantSpec{127.5f, 4, 1}), Error);
 }
 
 TEST(Norm, SoftmaxRowsSumToOneAndMatchFormula) {

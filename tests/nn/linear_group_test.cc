@@ -7,6 +7,7 @@
 #include "qdit/core/error.h"
 #include "qdit/io/safetensors.h"
 #include "qdit/io/weight_source.h"
+#include "qdit/kernels/norm.h"
 #include "qdit/nn/linear_group.h"
 #include "qdit/nn/quantizing_factory.h"
 #include "support/random.h"
@@ -55,6 +56,31 @@ TEST(LinearGroup, FusedEqualsSeparate) {
       EXPECT_LE(qdit::testing::max_abs_diff(a[i], b[i]), 1e-5f) << scheme << " member " << i;
     }
   }
+}
+
+// A deferred norm input (int8dq: the norm writes the int8 rows itself) gives exactly what the
+// norm's f32 rows give, fused or not, quantized or not.
+TEST(LinearGroup, DeferredNormInputEqualsNormThenLinear) {
+  const Tensor x = qdit::testing::random_tensor({2, 7, 40}, 98, -2, 2);
+  const Tensor mod = qdit::testing::random_tensor({2, 80}, 97);
+  const Tensor shift = mod.slice(1, 0, 40), scale = mod.slice(1, 40, 80);
+  const Tensor rows = kernels::layer_norm_modulate(x, shift, scale, 1e-6f);
+  for (const char* scheme : {"", "int8dq", "int8wo"})
+    for (bool fuse : {false, true}) {
+      ModuleContext ctx;
+      if (*scheme) ctx = context_for_component(ctx, quant::PipelineQuantConfig::parse_spec(scheme), "transformer");
+      ctx.fuse_qkv = fuse;
+      WeightBinder root(attention_weights(), "test");
+      LinearGroup g(root.sub("attn"), {"to_q", "to_k", "to_v"}, "to_qkv", 40, {24, 24, 24}, true, ctx);
+      root.finish();
+      const std::vector<Tensor> want = g.views(rows, 8);
+      const std::vector<Tensor> got = g.views(LinearInput::norm_modulated(x, shift, scale, 1e-6f), 8);
+      ASSERT_EQ(got.size(), 3u);
+      for (int i = 0; i < 3; ++i) {
+        ASSERT_EQ(got[i].shape(), (Shape{2, 7, 3, 8}));
+        EXPECT_EQ(qdit::testing::max_abs_diff(want[i], got[i]), 0.0f) << scheme << " fused " << fuse << " member " << i;
+      }
+    }
 }
 
 TEST(LinearGroup, ExcludedMemberKeepsTheFusedLinearFloat) {

@@ -158,6 +158,10 @@ size_t PackedLinear::weight_bytes() const {
   return impl_->packed_md.get_size() + (impl_->has_bias ? n_ * sizeof(float) : 0);
 }
 
+void LinearKernel::forward_quantized(const QuantizedRows&, Tensor&, const GemmOptions&) const {
+  fail("[linear] this kernel takes f32 rows, not quantized ones (input_quantization() is empty)");
+}
+
 Tensor LinearKernel::forward(const Tensor& x, const GemmOptions& opt) const {
   QDIT_CHECK(!opt.accumulate, "[linear] accumulate needs forward_into with the addend in y");
   Shape out_shape = x.shape();

@@ -36,6 +36,22 @@ void quantize_rows_s8(const float* x, int64_t m, int64_t k, float divisor, int8_
   });
 }
 
+QuantizedRows make_quantized_rows(int64_t m, int64_t k, const RowQuantSpec& spec) {
+  QDIT_CHECK(m >= 0 && k >= 0 && spec.lda >= k && spec.row_align >= 1, "[quantized rows] bad layout: ", m, " rows of ",
+             k, " in rows of ", spec.lda, " aligned to ", spec.row_align);
+  QuantizedRows r;
+  r.m = m;
+  r.k = k;
+  const int64_t rows = spec.padded_rows(m);
+  r.q = Tensor::empty({rows, spec.lda}, DType::I8, MemTag::Workspace);
+  r.scales = Tensor::empty({m}, DType::F32, MemTag::Workspace);
+  int8_t* q = r.q.data<int8_t>();
+  if (spec.lda > k)
+    for (int64_t i = 0; i < m; ++i) std::memset(q + i * spec.lda + k, 0, static_cast<size_t>(spec.lda - k));
+  if (rows > m) std::memset(q + m * spec.lda, 0, static_cast<size_t>((rows - m) * spec.lda));
+  return r;
+}
+
 // oneDNN's brgemm int8 matmul (AMX / VNNI) runs fastest on weights pre-packed in its blocked
 // layout, but in oneDNN 2.6 it takes the per-token scale neither as a {M, 1} binary post-op (that
 // sends it to the reference kernel: seconds per call) nor, with blocked weights, in a batched
@@ -122,22 +138,37 @@ void Int8Linear::forward_into(const Tensor& x_in, Tensor& y, const GemmOptions& 
   QDIT_CHECK(x_in.dim() >= 1 && x_in.size(-1) == k_, "[int8 linear] input ", x_in.desc(), " does not end in in_features=",
              k_);
   const int64_t m = x_in.numel() / k_;
+  Tensor x = x_in.contiguous().to(DType::F32);
+  const RowQuantSpec spec = *input_quantization();
+  QuantizedRows q = make_quantized_rows(m, k_, spec);
+  quantize_rows_s8(x.data<float>(), m, k_, spec.divisor, q.q.data<int8_t>(), q.scales.data<float>(), spec.lda);
+  forward_quantized(q, y, opt);
+}
+
+std::optional<RowQuantSpec> Int8Linear::input_quantization() const {
+  RowQuantSpec spec;
+  spec.divisor = impl_->divisor;
+  // The AMX kernel reads rows padded to its k step, and whole 32-row blocks (padding rows zero).
+  spec.lda = impl_->amx ? impl_->amx->lda() : k_;
+  spec.row_align = impl_->amx ? cpu::AmxInt8Gemm::kRowAlign : 1;
+  return spec;
+}
+
+void Int8Linear::forward_quantized(const QuantizedRows& x, Tensor& y, const GemmOptions& opt) const {
+  const RowQuantSpec spec = *input_quantization();
+  const int64_t m = x.m;
+  QDIT_CHECK(x.k == k_ && x.q.dtype() == DType::I8 && x.q.dim() == 2 && x.q.size(1) == spec.lda &&
+                 x.q.size(0) == spec.padded_rows(m) && x.scales.numel() == m,
+             "[int8 linear] quantized input ", x.q.desc(), " of ", m, "x", x.k, " does not match in_features=", k_,
+             " in rows of ", spec.lda, " padded to ", spec.row_align);
   QDIT_CHECK(y.dtype() == DType::F32 && y.is_contiguous() && y.numel() == m * n_, "[int8 linear] output ", y.desc(),
              " must be contiguous f32 with ", m, "x", n_, " elements");
   QDIT_CHECK(!opt.gate || impl_->amx, "[int8 linear] a gate is fused only by the AMX kernel (fuses_gate() is false here)");
   if (m == 0) return;
-  Tensor x = x_in.contiguous().to(DType::F32);
-  const cpu::AmxInt8Gemm* amx = impl_->amx.get();
-  // The AMX kernel reads rows padded to its k step, and whole 32-row blocks (padding rows zero).
-  const int64_t lda = amx ? amx->lda() : k_, rows = amx ? cpu::AmxInt8Gemm::padded_rows(m) : m;
-  Tensor q = Tensor::empty({rows, lda}, DType::I8, MemTag::Workspace);
-  Tensor xs = Tensor::empty({m}, DType::F32, MemTag::Workspace);
-  quantize_rows_s8(x.data<float>(), m, k_, impl_->divisor, q.data<int8_t>(), xs.data<float>(), lda);
-  if (rows > m) std::memset(q.data<int8_t>() + m * lda, 0, static_cast<size_t>((rows - m) * lda));
-  if (amx) {
-    amx_forward(q.data<int8_t>(), m, xs.data<float>(), y.data<float>(), opt);
+  if (impl_->amx) {
+    amx_forward(x.q.data<int8_t>(), m, x.scales.data<float>(), y.data<float>(), opt);
   } else {
-    onednn_forward(q.data<int8_t>(), m, xs.data<float>(), y.data<float>(), opt);
+    onednn_forward(x.q.data<int8_t>(), m, x.scales.data<float>(), y.data<float>(), opt);
   }
 }
 

@@ -6,6 +6,8 @@
 #include "qdit/core/profile.h"
 #include "qdit/core/parallel.h"
 #include "qdit/kernels/cpu/row_stats.h"
+#include "qdit/kernels/cpu/thread_buffer.h"
+#include "qdit/kernels/quant_kernels.h"
 #include "qdit/kernels/norm.h"
 
 namespace qdit::kernels {
@@ -118,51 +120,88 @@ Tensor group_norm(const Tensor& x_in, int64_t groups, const Tensor& weight, cons
   return y;
 }
 
-Tensor layer_norm_modulate(const Tensor& x_in, const Tensor& shift, const Tensor& scale, float eps) {
-  profile::Scope prof("layer_norm_modulate");
-  require_f32(x_in, "layer_norm_modulate");
-  QDIT_CHECK(x_in.dim() == 3, "[layer_norm_modulate] x must be [B, S, D], got ", x_in.desc());
-  Tensor x = x_in.contiguous();
-  const int64_t B = x.size(0), S = x.size(1), D = x.size(2);
-  auto check_mod = [&](const Tensor& t) {
-    require_f32(t, "layer_norm_modulate");
-    QDIT_CHECK(t.dim() == 2 && (t.size(0) == B || t.size(0) == 1) && t.size(1) == D,
-               "[layer_norm_modulate] expected [", B, ", ", D, "] modulation, got ", t.desc());
-  };
-  check_mod(shift);
-  check_mod(scale);
-  Tensor y = Tensor::empty(x.shape(), DType::F32);
-  const float* xp = x.data<float>();
-  float* yp = y.data<float>();
-  const int64_t shb = shift.size(0) == 1 ? 0 : shift.strides()[0], shi = shift.strides()[1];
-  const int64_t scb = scale.size(0) == 1 ? 0 : scale.strides()[0], sci = scale.strides()[1];
-  const float* shp = shift.data<float>();
-  const float* scp = scale.data<float>();
-  parallel_for(B * S, row_grain(D), [&](int64_t r0, int64_t r1) {
-    for (int64_t r = r0; r < r1; ++r) {
-      const int64_t b = r / S;
-      float mean, rstd;
-      row_stats(xp + r * D, D, eps, mean, rstd);
-      const float* xr = xp + r * D;
-      float* yr = yp + r * D;
-      const float* sc = scp + b * scb;
-      const float* sh = shp + b * shb;
-      int64_t j = 0;
-      if (sci == 1 && shi == 1) {  // the usual [B, D] chunk views: 8 lanes at a time
-        const __m256 vm = _mm256_set1_ps(mean), vr = _mm256_set1_ps(rstd), one = _mm256_set1_ps(1.0f);
-        for (; j + 8 <= D; j += 8) {
-          const __m256 n = _mm256_mul_ps(_mm256_sub_ps(_mm256_loadu_ps(xr + j), vm), vr);
-          _mm256_storeu_ps(yr + j, _mm256_fmadd_ps(n, _mm256_add_ps(one, _mm256_loadu_ps(sc + j)),
-                                                   _mm256_loadu_ps(sh + j)));
-        }
-      }
-      for (; j < D; ++j) {
-        const float n = (xr[j] - mean) * rstd;
-        yr[j] = std::fma(n, 1.0f + sc[j * sci], sh[j * shi]);
+namespace {
+
+// x [B, S, D] and its [B or 1, D] shift/scale views, checked, with the row modulation.
+struct NormModulateArgs {
+  Tensor x;
+  int64_t B, S, D;
+  const float *shp, *scp;
+  int64_t shb, shi, scb, sci;
+  NormModulateArgs(const Tensor& x_in, const Tensor& shift, const Tensor& scale, const char* op) {
+    require_f32(x_in, op);
+    QDIT_CHECK(x_in.dim() == 3, "[", op, "] x must be [B, S, D], got ", x_in.desc());
+    x = x_in.contiguous();
+    B = x.size(0);
+    S = x.size(1);
+    D = x.size(2);
+    for (const Tensor* t : {&shift, &scale}) {
+      require_f32(*t, op);
+      QDIT_CHECK(t->dim() == 2 && (t->size(0) == B || t->size(0) == 1) && t->size(1) == D, "[", op, "] expected [", B,
+                 ", ", D, "] modulation, got ", t->desc());
+    }
+    shb = shift.size(0) == 1 ? 0 : shift.strides()[0];
+    shi = shift.strides()[1];
+    scb = scale.size(0) == 1 ? 0 : scale.strides()[0];
+    sci = scale.strides()[1];
+    shp = shift.data<float>();
+    scp = scale.data<float>();
+  }
+  // yr = LN(row r) * (1 + scale[b]) + shift[b].
+  void row(int64_t r, float eps, float* yr) const {
+    const int64_t b = r / S;
+    const float* xr = x.data<float>() + r * D;
+    float mean, rstd;
+    row_stats(xr, D, eps, mean, rstd);
+    const float* sc = scp + b * scb;
+    const float* sh = shp + b * shb;
+    int64_t j = 0;
+    if (sci == 1 && shi == 1) {  // the usual [B, D] chunk views: 8 lanes at a time
+      const __m256 vm = _mm256_set1_ps(mean), vr = _mm256_set1_ps(rstd), one = _mm256_set1_ps(1.0f);
+      for (; j + 8 <= D; j += 8) {
+        const __m256 n = _mm256_mul_ps(_mm256_sub_ps(_mm256_loadu_ps(xr + j), vm), vr);
+        _mm256_storeu_ps(yr + j, _mm256_fmadd_ps(n, _mm256_add_ps(one, _mm256_loadu_ps(sc + j)), _mm256_loadu_ps(sh + j)));
       }
     }
+    for (; j < D; ++j) {
+      const float n = (xr[j] - mean) * rstd;
+      yr[j] = std::fma(n, 1.0f + sc[j * sci], sh[j * shi]);
+    }
+  }
+};
+
+}  // namespace
+
+Tensor layer_norm_modulate(const Tensor& x_in, const Tensor& shift, const Tensor& scale, float eps) {
+  profile::Scope prof("layer_norm_modulate");
+  const NormModulateArgs a(x_in, shift, scale, "layer_norm_modulate");
+  Tensor y = Tensor::empty(a.x.shape(), DType::F32);
+  float* yp = y.data<float>();
+  parallel_for(a.B * a.S, row_grain(a.D), [&](int64_t r0, int64_t r1) {
+    for (int64_t r = r0; r < r1; ++r) a.row(r, eps, yp + r * a.D);
   });
   return y;
+}
+
+QuantizedRows layer_norm_modulate_s8(const Tensor& x_in, const Tensor& shift, const Tensor& scale, float eps,
+                                     const RowQuantSpec& spec) {
+  profile::Scope prof("layer_norm_modulate");
+  const NormModulateArgs a(x_in, shift, scale, "layer_norm_modulate_s8");
+  QDIT_CHECK(spec.lda >= a.D, "[layer_norm_modulate_s8] row stride ", spec.lda, " is below D=", a.D);
+  QuantizedRows out = make_quantized_rows(a.B * a.S, a.D, spec);
+  int8_t* q = out.q.data<int8_t>();
+  float* scales = out.scales.data<float>();
+  const qk::Kernels& kern = qk::get();
+  parallel_for(a.B * a.S, row_grain(a.D), [&](int64_t r0, int64_t r1) {
+    // One modulated row at a time in L1, quantized from there.
+    static thread_local cpu::ThreadBuffer row_buffer;
+    float* yr = static_cast<float*>(row_buffer.get(static_cast<size_t>(a.D) * sizeof(float)));
+    for (int64_t r = r0; r < r1; ++r) {
+      a.row(r, eps, yr);
+      kern.act_quant_s8(yr, a.D, spec.divisor, q + r * spec.lda, scales + r);
+    }
+  });
+  return out;
 }
 
 Tensor softmax(const Tensor& x_in) {

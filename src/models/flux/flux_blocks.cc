@@ -135,11 +135,11 @@ void DoubleBlock::forward(Tensor& x, Tensor& ctx, const Tensor& silu_temb, const
 
   // 2. Feed-forwards on norm2(.) * (1 + scale_mlp) + shift_mlp, GELU-tanh fused into the first GEMM.
   {
-    const Tensor h = kernels::layer_norm_modulate(x, m.select(1, 3), m.select(1, 4), kNormEps);
+    const nn::LinearInput h = nn::LinearInput::norm_modulated(x, m.select(1, 3), m.select(1, 4), kNormEps);
     ff2_.forward_gated_residual(ff1_(h, gelu_tanh()), x, m.select(1, 5));
   }
   {
-    const Tensor h = kernels::layer_norm_modulate(ctx, mc.select(1, 3), mc.select(1, 4), kNormEps);
+    const nn::LinearInput h = nn::LinearInput::norm_modulated(ctx, mc.select(1, 3), mc.select(1, 4), kNormEps);
     cff2_.forward_gated_residual(cff1_(h, gelu_tanh()), ctx, mc.select(1, 5));
   }
 }

@@ -32,10 +32,10 @@ size_t PixArtBlock::weight_bytes() const {
   return n;
 }
 
-Tensor PixArtBlock::norm_modulate(const nn::LayerNorm& norm, const Tensor& x, const Tensor& shift,
-                                  const Tensor& scale) const {
+nn::LinearInput PixArtBlock::norm_modulate(const nn::LayerNorm& norm, const Tensor& x, const Tensor& shift,
+                                           const Tensor& scale) const {
   if (cfg_.norm_affine) return kernels::modulate(norm(x), shift, scale);
-  return kernels::layer_norm_modulate(x, shift, scale, cfg_.eps);
+  return nn::LinearInput::norm_modulated(x, shift, scale, cfg_.eps);
 }
 
 void PixArtBlock::forward(Tensor& x, const Tensor& t6, const Tensor& context, const Tensor* mask_bias) const {
@@ -51,7 +51,7 @@ void PixArtBlock::forward(Tensor& x, const Tensor& t6, const Tensor& context, co
 
   // 1. Self-attention on the modulated norm, gated residual.
   {
-    const Tensor h = norm_modulate(norm1_, x, shift_msa, scale_msa);
+    const nn::LinearInput h = norm_modulate(norm1_, x, shift_msa, scale_msa);
     const std::vector<Tensor> qkv = qkv1_.views(h, d / cfg_.heads);  // strided views, no copies
     const Tensor a = nn::multi_head_attention(qkv[0], qkv[1], qkv[2], cfg_.heads, nullptr, 0.0f, compute_);
     o1_.forward_gated_residual(a, x, gate_msa);
@@ -67,7 +67,7 @@ void PixArtBlock::forward(Tensor& x, const Tensor& t6, const Tensor& context, co
   }
   // 3. Feed-forward on norm2(x) * (1 + scale_mlp) + shift_mlp, activation fused into the first GEMM.
   {
-    const Tensor h = norm_modulate(norm2_, x, shift_mlp, scale_mlp);
+    const nn::LinearInput h = norm_modulate(norm2_, x, shift_mlp, scale_mlp);
     kernels::GemmOptions act;
     act.activation = cfg_.ff_act;
     ff2_.forward_gated_residual(ff1_(h, act), x, gate_mlp);

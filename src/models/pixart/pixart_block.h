@@ -36,8 +36,10 @@ class PixArtBlock {
   size_t weight_bytes() const;
 
  private:
-  // LN(x) * (1 + scale) + shift, fused when the norm has no affine parameters.
-  Tensor norm_modulate(const nn::LayerNorm& norm, const Tensor& x, const Tensor& shift, const Tensor& scale) const;
+  // LN(x) * (1 + scale) + shift; without affine norm parameters fused, and left to the Linear that
+  // reads it (see nn::LinearInput).
+  nn::LinearInput norm_modulate(const nn::LayerNorm& norm, const Tensor& x, const Tensor& shift,
+                                const Tensor& scale) const;
 
   BlockConfig cfg_;
   DType compute_ = DType::F32;

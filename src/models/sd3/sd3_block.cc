@@ -52,10 +52,11 @@ void JointBlock::forward(Tensor& x, Tensor& ctx, const Tensor& silu_temb) const 
 
   // 1. Joint attention over cat([image, text]).
   {
-    const Tensor h = kernels::layer_norm_modulate(x, m.select(1, 0), m.select(1, 1), kNormEps);
+    // Left to the projections (an int8dq kernel takes the rows quantized by the norm itself).
+    const nn::LinearInput h = nn::LinearInput::norm_modulated(x, m.select(1, 0), m.select(1, 1), kNormEps);
     // AdaLayerNormContinuous splits (scale, shift); AdaLayerNormZero (shift, scale, ...).
-    const Tensor hc = pre_only_ ? kernels::layer_norm_modulate(ctx, mc.select(1, 1), mc.select(1, 0), kNormEps)
-                                : kernels::layer_norm_modulate(ctx, mc.select(1, 0), mc.select(1, 1), kNormEps);
+    const nn::LinearInput hc =
+        nn::LinearInput::norm_modulated(ctx, mc.select(1, pre_only_ ? 1 : 0), mc.select(1, pre_only_ ? 0 : 1), kNormEps);
     const int64_t head_dim = d / heads_;
     const std::vector<Tensor> img = qkv_.views(h, head_dim), txt = add_qkv_.views(hc, head_dim);  // no copies
     // Attention over cat([image, text]) without concatenating: one output per stream.
@@ -69,11 +70,11 @@ void JointBlock::forward(Tensor& x, Tensor& ctx, const Tensor& silu_temb) const 
   kernels::GemmOptions gelu;
   gelu.activation = kernels::Activation::GeluTanh;
   {
-    const Tensor h = kernels::layer_norm_modulate(x, m.select(1, 3), m.select(1, 4), kNormEps);
+    const nn::LinearInput h = nn::LinearInput::norm_modulated(x, m.select(1, 3), m.select(1, 4), kNormEps);
     ff2_.forward_gated_residual(ff1_(h, gelu), x, m.select(1, 5));
   }
   if (!pre_only_) {
-    const Tensor h = kernels::layer_norm_modulate(ctx, mc.select(1, 3), mc.select(1, 4), kNormEps);
+    const nn::LinearInput h = nn::LinearInput::norm_modulated(ctx, mc.select(1, 3), mc.select(1, 4), kNormEps);
     cff2_.forward_gated_residual(cff1_(h, gelu), ctx, mc.select(1, 5));
   }
 }
