@@ -43,6 +43,9 @@ class LinearKernel {
   Tensor forward(const Tensor& x, const GemmOptions& opt = {}) const;
   // Whether forward_into applies GemmOptions::gate itself.
   virtual bool fuses_gate() const { return false; }
+  // Whether forward_into / forward_quantized also take a bf16 y (no accumulate or gate): the f32
+  // result rounded to nearest even, for consumers that round it anyway (bf16 attention).
+  virtual bool writes_bf16() const { return false; }
   // Kernels that quantize their input per token (int8dq) say how, and take rows already quantized
   // that way (by the norm that produced them); the others return nothing and never get any.
   virtual std::optional<RowQuantSpec> input_quantization() const { return std::nullopt; }
@@ -120,6 +123,7 @@ class PackedLinear : public LinearKernel {
   int64_t out_features() const override { return n_; }
   DType compute_dtype() const { return compute_; }
   size_t weight_bytes() const override;
+  bool writes_bf16() const override { return compute_ == DType::BF16; }  // oneDNN rounds its f32 result
   void forward_into(const Tensor& x, Tensor& y, const GemmOptions& opt = {}) const override;
 
  private:
@@ -143,12 +147,13 @@ class Int8Linear : public LinearKernel {
   size_t weight_bytes() const override;
   void forward_into(const Tensor& x, Tensor& y, const GemmOptions& opt = {}) const override;
   bool fuses_gate() const override;  // on AMX-INT8 CPUs
+  bool writes_bf16() const override { return true; }
   std::optional<RowQuantSpec> input_quantization() const override;
   void forward_quantized(const QuantizedRows& x, Tensor& y, const GemmOptions& opt = {}) const override;
 
  private:
   // q: the quantized rows (row stride: the kernel's), xs: their scales.
-  void amx_forward(const int8_t* q, int64_t m, const float* xs, float* y, const GemmOptions& opt) const;
+  void amx_forward(const int8_t* q, int64_t m, const float* xs, Tensor& y, const GemmOptions& opt) const;
   void onednn_forward(const int8_t* q, int64_t m, const float* xs, float* y, const GemmOptions& opt) const;
   struct Impl;
   std::unique_ptr<Impl> impl_;

@@ -36,7 +36,13 @@ Tensor multi_head_attention(const Tensor& q, const Tensor& k, const Tensor& v, i
     return kernels::attention(r(qh), r(kh), r(vh), mask, scale);
   }
   if (compute == DType::BF16) {
-    // The kernel rounds the f32 head views to bf16 as it packs them (no bf16 copies).
+    // The kernel rounds the f32 head views to bf16 as it packs them (no bf16 copies). Projections
+    // may hand some of q/k/v already rounded (bf16): the kernel takes one dtype, so the others are
+    // rounded here (the same values it would use).
+    if (qh.dtype() != kh.dtype() || kh.dtype() != vh.dtype()) {
+      for (Tensor* t : {&qh, &kh, &vh})
+        if (t->dtype() != DType::BF16) *t = t->to(DType::BF16);
+    }
     return kernels::attention_bf16(qh, kh, vh, mask, scale);
   }
   return kernels::attention(qh, kh, vh, mask, scale);

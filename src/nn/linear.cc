@@ -76,16 +76,22 @@ kernels::QuantizedRows LinearInput::quantized(const kernels::RowQuantSpec& spec)
   return kernels::layer_norm_modulate_s8(x_, shift_, scale_, eps_, spec);
 }
 
-Tensor Linear::operator()(const LinearInput& x, const kernels::GemmOptions& opt) const {
+Tensor Linear::operator()(const LinearInput& x, const kernels::GemmOptions& opt, DType prefer) const {
   QDIT_CHECK(kernel_, "[linear] ", path_, " has no weights bound");
+  const bool bf16 = prefer == DType::BF16 && kernel_->writes_bf16() && !opt.accumulate;
   const std::optional<kernels::RowQuantSpec> spec = x.deferred() ? kernel_->input_quantization() : std::nullopt;
-  if (!spec) return kernel_->forward(x.tensor(), opt);
-  const Tensor& src = x.norm_input();  // the norm keeps the shape
-  QDIT_CHECK(src.size(-1) == in_, "[linear] ", path_, ": input ", src.desc(), " does not end in in_features=", in_);
+  if (!spec && !bf16) return kernel_->forward(x.tensor(), opt);
+  const Tensor& src = spec ? x.norm_input() : x.tensor();  // the norm keeps the shape
+  QDIT_CHECK(src.dim() >= 1 && src.size(-1) == in_, "[linear] ", path_, ": input ", src.desc(),
+             " does not end in in_features=", in_);
   Shape out_shape = src.shape();
   out_shape.back() = out_;
-  Tensor y = Tensor::empty(out_shape, DType::F32);
-  kernel_->forward_quantized(x.quantized(*spec), y, opt);
+  Tensor y = Tensor::empty(out_shape, bf16 ? DType::BF16 : DType::F32);
+  if (spec) {
+    kernel_->forward_quantized(x.quantized(*spec), y, opt);
+  } else {
+    kernel_->forward_into(src, y, opt);
+  }
   return y;
 }
 

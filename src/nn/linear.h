@@ -40,8 +40,9 @@ class Linear {
   // A Linear over weights already bound (a fusion of `members`' weights, see LinearGroup).
   static Linear from_weights(const std::string& path, const std::vector<std::string>& members, const Tensor& weight,
                              const Tensor& bias, const ModuleContext& ctx);
-  // x: [..., in] -> [..., out] f32.
-  Tensor operator()(const LinearInput& x, const kernels::GemmOptions& opt = {}) const;
+  // x: [..., in] -> [..., out] f32; with prefer = BF16, bf16 (the f32 result rounded to nearest
+  // even) where the kernel writes it, for consumers that round their input to bf16 anyway.
+  Tensor operator()(const LinearInput& x, const kernels::GemmOptions& opt = {}, DType prefer = DType::F32) const;
   void forward_into(const Tensor& x, Tensor& y, const kernels::GemmOptions& opt = {}) const;
   // y += gate[b] * act(x W^T + b) (DiT's gated residual; gate [B, out] broadcast over each batch
   // item's rows): in the GEMM's epilogue where the kernel fuses it, else as its own pass.

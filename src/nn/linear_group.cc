@@ -52,7 +52,7 @@ std::vector<Tensor> LinearGroup::operator()(const LinearInput& x) const {
   return out;
 }
 
-std::vector<Tensor> LinearGroup::views(const LinearInput& x, int64_t unit) const {
+std::vector<Tensor> LinearGroup::views(const LinearInput& x, int64_t unit, DType prefer) const {
   int64_t total = 0;
   for (int64_t n : outs_) {
     QDIT_CHECK(unit > 0 && n % unit == 0, "[linear group] output width ", n, " is not a multiple of ", unit);
@@ -67,13 +67,13 @@ std::vector<Tensor> LinearGroup::views(const LinearInput& x, int64_t unit) const
   std::vector<Tensor> out;
   if (!fused()) {
     for (const Linear& l : members_) {
-      const Tensor y = l(x.tensor());
+      const Tensor y = l(x.tensor(), {}, prefer);
       out.push_back(split(y, y.size(-1)));
     }
     return out;
   }
   // [..., total] -> [..., total / unit, unit], then each member is a range of the second-last dim.
-  const Tensor y = split(fused_(x), total);
+  const Tensor y = split(fused_(x, {}, prefer), total);
   int64_t col = 0;
   for (int64_t n : outs_) {
     out.push_back(y.slice(-2, col / unit, (col + n) / unit));

@@ -24,7 +24,8 @@ class LinearGroup {
   // The outputs split as [..., out_i / unit, unit] (unit divides every out_i, e.g. a head dim):
   // with fusion these are strided views into the one GEMM result, not copies of its slices, for
   // consumers that read strided rows (Flux's fused q/k norm + rotary kernel, the attention's v).
-  std::vector<Tensor> views(const LinearInput& x, int64_t unit) const;
+  // prefer: as for Linear (BF16 where the kernel writes it).
+  std::vector<Tensor> views(const LinearInput& x, int64_t unit, DType prefer = DType::F32) const;
   bool fused() const { return fused_.defined(); }
   size_t weight_bytes() const;
 

@@ -66,6 +66,31 @@ TEST(Gemm, AccumulateAddsIntoOutput) {
   EXPECT_EQ(lin.forward(x).shape(), (Shape{2, 5, 6}));
 }
 
+// bf16 compute can write a bf16 output: exactly the f32 result rounded to nearest even, with bias
+// and activation applied before the rounding.
+TEST(Gemm, Bf16OutputIsTheRoundedF32Result) {
+  if (!native_bf16_gemm_available()) GTEST_SKIP() << "no oneDNN bf16 GEMM on this CPU";
+  Tensor x = random_tensor({37, 72}, 12, -2, 2);
+  Tensor w = random_tensor({50, 72}, 13);
+  Tensor b = random_tensor({50}, 14);
+  PackedLinear lin(w, b, DType::BF16);
+  ASSERT_TRUE(lin.writes_bf16());
+  EXPECT_FALSE(PackedLinear(w, b, DType::F32).writes_bf16());
+  for (Activation a : {Activation::None, Activation::GeluTanh}) {
+    GemmOptions opt;
+    opt.activation = a;
+    const Tensor want = lin.forward(x, opt).to(DType::BF16);
+    Tensor got = Tensor::empty({37, 50}, DType::BF16);
+    lin.forward_into(x, got, opt);
+    for (int64_t i = 0; i < got.numel(); ++i)
+      ASSERT_EQ(got.data<uint16_t>()[i], want.data<uint16_t>()[i]) << activation_name(a) << " element " << i;
+  }
+  Tensor y = Tensor::empty({37, 50}, DType::BF16);
+  GemmOptions acc;
+  acc.accumulate = true;
+  EXPECT_THROW(lin.forward_into(x, y, acc), Error);
+}
+
 TEST(Gemm, Bf16WeightsAndInputs) {
   Tensor x = random_tensor({9, 32}, 10).to(DType::BF16);
   Tensor w = random_tensor({12, 32}, 11).to(DType::BF16);

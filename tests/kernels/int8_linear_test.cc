@@ -97,6 +97,29 @@ TEST(Int8Linear, LargePreActivations) {
   }
 }
 
+// A bf16 output is the f32 result rounded to nearest even, element for element: partial last
+// panel (odd N), several row blocks, and an output large enough for the streamed stores.
+TEST(Int8Linear, Bf16OutputIsTheRoundedF32Result) {
+  for (auto [m, k, n] : {std::make_tuple(45, 130, 77), std::make_tuple(2048, 64, 1024), std::make_tuple(300, 72, 1100)}) {
+    Tensor qw = random_codes(n, k, 31);
+    Tensor ws_t = random_tensor({n}, 32, 1e-3f, 2e-3f);
+    Tensor b = random_tensor({n}, 33);
+    Tensor x = random_tensor({m, k}, 34, -3.0f, 3.0f);
+    Int8Linear lin(qw, ws_t, b);
+    ASSERT_TRUE(lin.writes_bf16());
+    for (Activation a : {Activation::None, Activation::GeluTanh}) {
+      const Tensor want = lin.forward(x, {a}).to(DType::BF16);
+      Tensor got = Tensor::empty({m, n}, DType::BF16);
+      lin.forward_into(x, got, {a});
+      for (int64_t i = 0; i < got.numel(); ++i)
+        ASSERT_EQ(got.data<uint16_t>()[i], want.data<uint16_t>()[i]) << m << "x" << k << "x" << n << " "
+                                                                     << activation_name(a) << " element " << i;
+    }
+    Tensor y = Tensor::empty({m, n}, DType::BF16);
+    EXPECT_THROW(lin.forward_into(x, y, {Activation::None, true}), qdit::Error);
+  }
+}
+
 // DiT's gated residual in the epilogue: y += gate[b] * act(x W^T + b) with gate a strided [B, N]
 // view (a chunk of the AdaLN modulation), each batch item owning S consecutive rows.
 TEST(Int8Linear, GatedResidualInTheEpilogue) {

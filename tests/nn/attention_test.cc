@@ -1,5 +1,6 @@
 // nn::joint_attention (SD3/AuraFlow streams without concatenation) against the unfused path it
-// replaces: multi_head_attention on the concatenated streams, then the rows of each stream.
+// replaces: multi_head_attention on the concatenated streams, then the rows of each stream; and
+// multi_head_attention on q/k/v given partly in bf16.
 #include <gtest/gtest.h>
 
 #include <random>
@@ -35,6 +36,18 @@ TEST(JointAttention, EqualsConcatenatedThenSplit) {
     EXPECT_EQ(out[0].to_vector(), a.slice(1, 0, N).to_vector()) << dtype_name(compute);
     EXPECT_EQ(out[1].to_vector(), a.slice(1, N, N + L).to_vector()) << dtype_name(compute);
   }
+}
+
+// bf16 compute with some of q/k/v handed already rounded to bf16 (projections that write bf16):
+// the same result as all of them f32, which the kernel rounds the same way.
+TEST(MultiHeadAttention, Bf16InputsEqualTheF32OnesTheyRound) {
+  const int64_t B = 2, H = 3, D = 24, S = 37, L = 11;
+  const Tensor q = random_tensor({B, S, H * D}, 3), k = random_tensor({B, L, H * D}, 4), v = random_tensor({B, L, H * D}, 5);
+  const Tensor want = multi_head_attention(q, k, v, H, nullptr, 0.0f, DType::BF16);
+  auto bf = [](const Tensor& t) { return t.to(DType::BF16); };
+  EXPECT_EQ(multi_head_attention(bf(q), bf(k), bf(v), H, nullptr, 0.0f, DType::BF16).to_vector(), want.to_vector());
+  EXPECT_EQ(multi_head_attention(bf(q), k, v, H, nullptr, 0.0f, DType::BF16).to_vector(), want.to_vector());
+  EXPECT_EQ(multi_head_attention(q, bf(k), bf(v), H, nullptr, 0.0f, DType::BF16).to_vector(), want.to_vector());
 }
 
 }  // namespace

@@ -7,6 +7,7 @@
 #include "qdit/core/error.h"
 #include "qdit/io/safetensors.h"
 #include "qdit/io/weight_source.h"
+#include "qdit/kernels/gemm.h"
 #include "qdit/kernels/norm.h"
 #include "qdit/nn/linear_group.h"
 #include "qdit/nn/quantizing_factory.h"
@@ -79,6 +80,29 @@ TEST(LinearGroup, DeferredNormInputEqualsNormThenLinear) {
       for (int i = 0; i < 3; ++i) {
         ASSERT_EQ(got[i].shape(), (Shape{2, 7, 3, 8}));
         EXPECT_EQ(qdit::testing::max_abs_diff(want[i], got[i]), 0.0f) << scheme << " fused " << fuse << " member " << i;
+      }
+    }
+}
+
+// prefer = BF16 (bf16 compute): the views are bf16 where the kernel writes it, holding the f32
+// result rounded to nearest even; f32 elsewhere (f32 compute kernels).
+TEST(LinearGroup, Bf16ViewsAreTheRoundedF32Views) {
+  const Tensor x = qdit::testing::random_tensor({2, 7, 40}, 96, -2, 2);
+  for (const char* scheme : {"", "int8dq"})
+    for (DType compute : {DType::F32, DType::BF16}) {
+      ModuleContext ctx;
+      if (*scheme) ctx = context_for_component(ctx, quant::PipelineQuantConfig::parse_spec(scheme), "transformer");
+      ctx.compute = compute;
+      ctx.fuse_qkv = true;
+      WeightBinder root(attention_weights(), "test");
+      LinearGroup g(root.sub("attn"), {"to_q", "to_k", "to_v"}, "to_qkv", 40, {24, 24, 24}, true, ctx);
+      root.finish();
+      const std::vector<Tensor> f32 = g.views(x, 8), bf = g.views(x, 8, DType::BF16);
+      const bool rounds = *scheme || (compute == DType::BF16 && kernels::native_bf16_gemm_available());
+      for (int i = 0; i < 3; ++i) {
+        ASSERT_EQ(bf[i].dtype(), rounds ? DType::BF16 : DType::F32) << scheme << " member " << i;
+        const Tensor want = rounds ? f32[i].to(DType::BF16) : f32[i];
+        EXPECT_EQ(qdit::testing::max_abs_diff(bf[i].to(DType::F32), want.to(DType::F32)), 0.0f) << scheme << " member " << i;
       }
     }
 }

@@ -30,11 +30,13 @@ class AmxInt8Gemm {
     // Without accumulate: write y with non-temporal stores (outputs larger than L2, which the next
     // op reads long after; plain stores first read every line from memory).
     bool stream = false;
+    // y is bf16 (uint16_t bits, the f32 value rounded to nearest even); not with accumulate or gate.
+    bool bf16_out = false;
   };
   // value[i, j] = act((acc[i, j] * w_scale[j]) * a_scale[i] + bias[j]) into y (row stride ldy),
   // or gate * value added to y, for rows i < m of a (s8, row stride lda(), rows up to a multiple
   // of 32 present; the padding rows' results are dropped).
-  void run(const int8_t* a, int64_t m, const float* a_scale, const float* w_scale, const Epilogue& e, float* y,
+  void run(const int8_t* a, int64_t m, const float* a_scale, const float* w_scale, const Epilogue& e, void* y,
            int64_t ldy) const;
 
  private:

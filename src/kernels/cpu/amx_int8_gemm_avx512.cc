@@ -11,7 +11,7 @@
 
 #include <immintrin.h>
 // After every standard header, so that only the code below is AMX code.
-#pragma GCC target("avx512f,avx512bw,avx512vl,avx512dq,amx-tile,amx-int8")
+#pragma GCC target("avx512f,avx512bw,avx512vl,avx512dq,avx512bf16,amx-tile,amx-int8")
 #include "qdit/kernels/cpu/amx_tiles.h"
 #include "qdit/kernels/cpu/activation_avx512.h"
 
@@ -57,22 +57,49 @@ void block_32x32(const int8_t* a, int64_t lda, const int8_t* b, int64_t steps, i
   _tile_stored(3, c + 16 * 32 + 16, 128);
 }
 
-// y row (cols columns of a panel) = act((float(acc) * ws) * as + bias), or y + gate * that.
+// act((float(acc) * ws) * as + bias) for the 16 columns of acc, ws, bias that mk selects.
+inline __m512 epilogue_value(const int32_t* acc, const float* ws, __m512 vas, const float* bias, Activation act,
+                             __mmask16 mk) {
+  __m512 v = _mm512_mul_ps(_mm512_cvtepi32_ps(_mm512_maskz_loadu_epi32(mk, acc)), _mm512_maskz_loadu_ps(mk, ws));
+  v = _mm512_mul_ps(v, vas);
+  if (bias) v = _mm512_add_ps(v, _mm512_maskz_loadu_ps(mk, bias));
+  return activate(act, v);
+}
+
+__mmask16 first_lanes(int64_t n) {
+  return n >= 16 ? static_cast<__mmask16>(0xFFFF) : n <= 0 ? 0 : static_cast<__mmask16>((1u << n) - 1);
+}
+
+// y row (cols columns of a panel) = the epilogue value, or y + gate * that.
 void epilogue_row(const int32_t* acc, int64_t cols, const float* ws, float as, const float* bias, Activation act,
                   bool accumulate, bool stream, const float* gate, float* y) {
   const __m512 vas = _mm512_set1_ps(as);
   for (int64_t j = 0; j < cols; j += 16) {
-    const __mmask16 mk = cols - j >= 16 ? static_cast<__mmask16>(0xFFFF) : static_cast<__mmask16>((1u << (cols - j)) - 1);
-    __m512 v = _mm512_mul_ps(_mm512_cvtepi32_ps(_mm512_loadu_si512(acc + j)), _mm512_maskz_loadu_ps(mk, ws + j));
-    v = _mm512_mul_ps(v, vas);
-    if (bias) v = _mm512_add_ps(v, _mm512_maskz_loadu_ps(mk, bias + j));
-    v = activate(act, v);
+    const __mmask16 mk = first_lanes(cols - j);
+    __m512 v = epilogue_value(acc + j, ws + j, vas, bias ? bias + j : nullptr, act, mk);
     if (gate) v = _mm512_mul_ps(_mm512_maskz_loadu_ps(mk, gate + j), v);
     if (accumulate) v = _mm512_add_ps(_mm512_maskz_loadu_ps(mk, y + j), v);
     if (stream && mk == 0xFFFF && (reinterpret_cast<uintptr_t>(y + j) & 63) == 0) {
       _mm512_stream_ps(y + j, v);
     } else {
       _mm512_mask_storeu_ps(y + j, mk, v);
+    }
+  }
+}
+
+// The same values rounded to bf16 (nearest even), for consumers that round them anyway.
+void epilogue_row_bf16(const int32_t* acc, int64_t cols, const float* ws, float as, const float* bias, Activation act,
+                       bool stream, uint16_t* y) {
+  const __m512 vas = _mm512_set1_ps(as);
+  for (int64_t j = 0; j < cols; j += 32) {
+    const __mmask16 m0 = first_lanes(cols - j), m1 = first_lanes(cols - j - 16);
+    const __m512 v0 = epilogue_value(acc + j, ws + j, vas, bias ? bias + j : nullptr, act, m0);
+    const __m512 v1 = epilogue_value(acc + j + 16, ws + j + 16, vas, bias ? bias + j + 16 : nullptr, act, m1);
+    const __m512i h = (__m512i)_mm512_cvtne2ps_pbh(v1, v0);
+    if (stream && m1 == 0xFFFF && (reinterpret_cast<uintptr_t>(y + j) & 63) == 0) {
+      _mm512_stream_si512(reinterpret_cast<__m512i*>(y + j), h);
+    } else {
+      _mm512_mask_storeu_epi16(y + j, (static_cast<__mmask32>(m1) << 16) | m0, h);
     }
   }
 }
@@ -137,8 +164,9 @@ AmxInt8Gemm::AmxInt8Gemm(const int8_t* w, int64_t n, int64_t k)
 }
 
 void AmxInt8Gemm::run(const int8_t* a, int64_t m, const float* a_scale, const float* w_scale, const Epilogue& e,
-                      float* y, int64_t ldy) const {
+                      void* y, int64_t ldy) const {
   if (m <= 0) return;
+  QDIT_CHECK(!e.bf16_out || (!e.accumulate && !e.gate), "[int8 linear] a bf16 output takes no accumulate or gate");
   const int64_t mp = round_up(m, kRowAlign), steps = kp_ / kStep;
   const int8_t* b = packed_.data<int8_t>();
   const int8_t* end = b + packed_.nbytes();
@@ -171,11 +199,17 @@ void AmxInt8Gemm::run(const int8_t* a, int64_t m, const float* a_scale, const fl
       auto epilogue_until = [&](int64_t due) {
         const int64_t c0 = prev * kPanel, cols = std::min(kPanel, n_ - c0);
         const int32_t* c = acc[prev & 1];
+        const float* bias = e.bias ? e.bias + c0 : nullptr;
         for (; done < due; ++done) {
           const int64_t row = r0 + done;
-          epilogue_row(c + done * kPanel, cols, w_scale + c0, a_scale[row], e.bias ? e.bias + c0 : nullptr, e.act,
-                       e.accumulate, stream, e.gate ? e.gate + (row / e.gate_rows) * e.gate_ld + c0 : nullptr,
-                       y + row * ldy + c0);
+          if (e.bf16_out) {
+            epilogue_row_bf16(c + done * kPanel, cols, w_scale + c0, a_scale[row], bias, e.act, stream,
+                              static_cast<uint16_t*>(y) + row * ldy + c0);
+          } else {
+            epilogue_row(c + done * kPanel, cols, w_scale + c0, a_scale[row], bias, e.act, e.accumulate, stream,
+                         e.gate ? e.gate + (row / e.gate_rows) * e.gate_ld + c0 : nullptr,
+                         static_cast<float*>(y) + row * ldy + c0);
+          }
         }
       };
       for (int64_t p = p0; p < p1; ++p) {

@@ -4,6 +4,7 @@
 #include <cmath>
 #include <cstring>
 #include <string>
+#include <tuple>
 #include <oneapi/dnnl/dnnl.hpp>
 
 #include "qdit/core/error.h"
@@ -55,15 +56,14 @@ dt to_dnnl(DType d) {
   }
 }
 
-// Key of the primitive cache: M plus the epilogue.
+// Key of the primitive cache: M plus the epilogue and the output dtype.
 struct PrimKey {
   int64_t m;
   Activation act;
   bool accumulate;
+  bool bf16_out;
   bool operator<(const PrimKey& o) const {
-    if (m != o.m) return m < o.m;
-    if (act != o.act) return act < o.act;
-    return accumulate < o.accumulate;
+    return std::tie(m, act, accumulate, bf16_out) < std::tie(o.m, o.act, o.accumulate, o.bf16_out);
   }
 };
 
@@ -79,9 +79,9 @@ struct PackedLinear::Impl {
   mutable std::map<PrimKey, dnnl::matmul> prims;
 
   dnnl::matmul::primitive_desc make_pd(int64_t m, int64_t k, int64_t n, const memory::desc& wmd,
-                                       Activation act, bool accumulate) const {
+                                       Activation act, bool accumulate, bool bf16_out = false) const {
     memory::desc src_md({m, k}, compute_dt, tag::ab);
-    memory::desc dst_md({m, n}, dt::f32, tag::ab);
+    memory::desc dst_md({m, n}, bf16_out ? dt::bf16 : dt::f32, tag::ab);
     memory::desc bias_md({1, n}, dt::f32, tag::ab);
     dnnl::primitive_attr attr;
     attr.set_post_ops(cpu::make_post_ops(act, accumulate));
@@ -177,8 +177,11 @@ void PackedLinear::forward_into(const Tensor& x_in, Tensor& y, const GemmOptions
   QDIT_CHECK(x_in.dtype() == DType::F32 || x_in.dtype() == DType::BF16, "[linear] input must be f32 or bf16, got ",
              x_in.desc());
   const int64_t m = x_in.numel() / k_;
-  QDIT_CHECK(y.dtype() == DType::F32 && y.is_contiguous() && y.numel() == m * n_, "[linear] output ", y.desc(),
-             " must be contiguous f32 with ", m, "x", n_, " elements");
+  const bool bf16_out = y.dtype() == DType::BF16;
+  QDIT_CHECK((y.dtype() == DType::F32 || (bf16_out && writes_bf16())) && y.is_contiguous() && y.numel() == m * n_,
+             "[linear] output ", y.desc(), " must be contiguous f32", writes_bf16() ? " or bf16" : "", " with ", m, "x", n_,
+             " elements");
+  QDIT_CHECK(!bf16_out || !opt.accumulate, "[linear] a bf16 output takes no accumulate");
   if (m == 0) return;
   Tensor x = x_in.contiguous();
   Tensor src = x;
@@ -192,16 +195,16 @@ void PackedLinear::forward_into(const Tensor& x_in, Tensor& y, const GemmOptions
   dnnl::matmul prim;
   {
     std::lock_guard<std::mutex> lock(impl_->mu);
-    PrimKey key{m, opt.activation, opt.accumulate};
+    PrimKey key{m, opt.activation, opt.accumulate, bf16_out};
     auto it = impl_->prims.find(key);
     if (it == impl_->prims.end()) {
-      auto pd = impl_->make_pd(m, k_, n_, impl_->packed_md, opt.activation, opt.accumulate);
+      auto pd = impl_->make_pd(m, k_, n_, impl_->packed_md, opt.activation, opt.accumulate, bf16_out);
       it = impl_->prims.emplace(key, dnnl::matmul(pd)).first;
     }
     prim = it->second;
   }
   memory src_mem({{m, k_}, impl_->compute_dt, tag::ab}, dnnl_engine(), src.raw_data());
-  memory dst_mem({{m, n_}, dt::f32, tag::ab}, dnnl_engine(), y.raw_data());
+  memory dst_mem({{m, n_}, bf16_out ? dt::bf16 : dt::f32, tag::ab}, dnnl_engine(), y.raw_data());
   std::unordered_map<int, memory> args{{DNNL_ARG_SRC, src_mem},
                                        {DNNL_ARG_WEIGHTS, impl_->packed_weights},
                                        {DNNL_ARG_DST, dst_mem}};

@@ -13,6 +13,7 @@
 #include "qdit/core/error.h"
 #include "qdit/core/parallel.h"
 #include "qdit/kernels/cpu/amx_int8_gemm.h"
+#include "qdit/kernels/cpu/convert.h"
 #include "qdit/kernels/cpu/dnnl_context.h"
 #include "qdit/kernels/gemm.h"
 #include "qdit/kernels/quant_kernels.h"
@@ -161,12 +162,18 @@ void Int8Linear::forward_quantized(const QuantizedRows& x, Tensor& y, const Gemm
                  x.q.size(0) == spec.padded_rows(m) && x.scales.numel() == m,
              "[int8 linear] quantized input ", x.q.desc(), " of ", m, "x", x.k, " does not match in_features=", k_,
              " in rows of ", spec.lda, " padded to ", spec.row_align);
-  QDIT_CHECK(y.dtype() == DType::F32 && y.is_contiguous() && y.numel() == m * n_, "[int8 linear] output ", y.desc(),
-             " must be contiguous f32 with ", m, "x", n_, " elements");
+  const bool bf16 = y.dtype() == DType::BF16;
+  QDIT_CHECK((y.dtype() == DType::F32 || bf16) && y.is_contiguous() && y.numel() == m * n_, "[int8 linear] output ",
+             y.desc(), " must be contiguous f32 or bf16 with ", m, "x", n_, " elements");
+  QDIT_CHECK(!bf16 || (!opt.accumulate && !opt.gate), "[int8 linear] a bf16 output takes no accumulate or gate");
   QDIT_CHECK(!opt.gate || impl_->amx, "[int8 linear] a gate is fused only by the AMX kernel (fuses_gate() is false here)");
   if (m == 0) return;
   if (impl_->amx) {
-    amx_forward(x.q.data<int8_t>(), m, x.scales.data<float>(), y.data<float>(), opt);
+    amx_forward(x.q.data<int8_t>(), m, x.scales.data<float>(), y, opt);
+  } else if (bf16) {  // the f32 result, rounded
+    Tensor f = Tensor::empty({m, n_}, DType::F32, MemTag::Workspace);
+    onednn_forward(x.q.data<int8_t>(), m, x.scales.data<float>(), f.data<float>(), opt);
+    cpu::f32_to_bf16_buffer(f.data<float>(), y.data<uint16_t>(), m * n_);
   } else {
     onednn_forward(x.q.data<int8_t>(), m, x.scales.data<float>(), y.data<float>(), opt);
   }
@@ -175,12 +182,13 @@ void Int8Linear::forward_quantized(const QuantizedRows& x, Tensor& y, const Gemm
 // Outputs from this size on are written around the caches (twice the L2 of one core).
 constexpr int64_t kStreamBytes = int64_t{4} << 20;
 
-void Int8Linear::amx_forward(const int8_t* q, int64_t m, const float* xs, float* y, const GemmOptions& opt) const {
+void Int8Linear::amx_forward(const int8_t* q, int64_t m, const float* xs, Tensor& y, const GemmOptions& opt) const {
   cpu::AmxInt8Gemm::Epilogue e;
+  e.bf16_out = y.dtype() == DType::BF16;
   e.bias = impl_->bias.defined() ? impl_->bias.data<float>() : nullptr;
   e.act = opt.activation;
   e.accumulate = opt.accumulate;
-  e.stream = !opt.accumulate && m * n_ * 4 >= kStreamBytes;
+  e.stream = !opt.accumulate && static_cast<int64_t>(y.nbytes()) >= kStreamBytes;
   if (opt.gate) {  // [B, N] over x [B, ..., K]: batch item b owns m / B consecutive rows
     const Tensor& g = *opt.gate;
     QDIT_CHECK(opt.accumulate && g.dtype() == DType::F32 && g.dim() == 2 && g.size(1) == n_ && g.strides()[1] == 1 &&
@@ -191,7 +199,7 @@ void Int8Linear::amx_forward(const int8_t* q, int64_t m, const float* xs, float*
     e.gate_ld = g.strides()[0];
     e.gate_rows = m / g.size(0);
   }
-  impl_->amx->run(q, m, xs, impl_->w_scale.data(), e, y, n_);
+  impl_->amx->run(q, m, xs, impl_->w_scale.data(), e, y.raw_data(), n_);
 }
 
 void Int8Linear::onednn_forward(const int8_t* q, int64_t m, const float* xs, float* y, const GemmOptions& opt) const {
