@@ -384,13 +384,23 @@ double StepBenchResult::median() const {
 }
 double StepBenchResult::min() const { return seconds.empty() ? 0.0 : *std::min_element(seconds.begin(), seconds.end()); }
 
-StepBenchResult run_step_bench(const StepBenchOptions& opt) {
+namespace {
+
+// A built model with its inputs, ready for timed forwards.
+struct PreparedStep {
+  StepBenchResult r;
+  std::unique_ptr<models::DiffusionTransformer> model;
+  models::DiTInputs in;
+};
+
+PreparedStep prepare_step(const StepBenchOptions& opt) {
   QDIT_CHECK(opt.arch.empty() != opt.model_dir.empty(), "[bench-step] give exactly one of an arch or a model folder");
   QDIT_CHECK(opt.batch > 0 && opt.width > 0 && opt.height > 0 && opt.repeat > 0 && opt.warmup >= 0,
              "[bench-step] batch, width, height and repeat must be positive");
   QDIT_CHECK(opt.compute == DType::F32 || opt.compute == DType::BF16, "[bench-step] compute dtype must be f32 or bf16");
   if (opt.threads > 0) set_num_threads(opt.threads);
-  StepBenchResult r;
+  PreparedStep prep;
+  StepBenchResult& r = prep.r;
   r.threads = num_threads();
 
   // ---- The transformer's config and weights.
@@ -458,17 +468,17 @@ StepBenchResult run_step_bench(const StepBenchOptions& opt) {
                    (opt.fuse_qkv ? ", fused q/k/v" : "");
 
   const double tb = wall_now();
-  std::unique_ptr<models::DiffusionTransformer> model = models::create_model_as<models::DiffusionTransformer>(
+  prep.model = models::create_model_as<models::DiffusionTransformer>(
       r.class_name, models::ModelSource{"transformer", &cfg, weights, ctx});
   r.build_seconds = wall_now() - tb;
-  r.weight_bytes = model->weight_bytes();
+  r.weight_bytes = prep.model->weight_bytes();
   weights.reset();
 
   // ---- Inputs and FLOPs.
   const int64_t vae_scale = 8;
   const int64_t lh = opt.height / vae_scale, lw = opt.width / vae_scale;
   const int64_t text_len = opt.text_len > 0 ? opt.text_len : default_text_len(r.class_name);
-  const models::DiTInputs in = make_inputs(r.class_name, cfg, opt.batch, lh, lw, text_len, opt.seed + 100);
+  prep.in = make_inputs(r.class_name, cfg, opt.batch, lh, lw, text_len, opt.seed + 100);
   r.flops = dit_step_flops(r.class_name, cfg, opt.batch, lh, lw, text_len);
   r.full_flops = dit_step_flops(r.class_name, full_cfg, opt.batch, lh, lw, text_len);
   const int64_t p = r.class_name == "FluxTransformer2DModel" ? 2 : cfg.get_or<int64_t>("patch_size", 2);
@@ -476,35 +486,80 @@ StepBenchResult run_step_bench(const StepBenchOptions& opt) {
   r.batch = opt.batch;
   r.text_tokens = text_len;
 
-  // ---- Forwards, reusing their buffers as the denoising loop does (RecyclingScope).
-  RecyclingScope reuse_step_buffers;
-  for (int i = 0; i < opt.warmup; ++i) model->forward(in);
-  profile::reset();
-  profile::set_enabled(true);
-  for (int i = 0; i < opt.repeat; ++i) {
-    const size_t a0 = CpuAllocator::instance().system_allocations();
-    const double c0 = cpu_now(), t0 = wall_now();
-    Tensor out = model->forward(in);
-    r.seconds.push_back(wall_now() - t0);
-    r.cpu_seconds.push_back(cpu_now() - c0);
-    r.system_allocations.push_back(CpuAllocator::instance().system_allocations() - a0);
-  }
-  profile::set_enabled(false);
-  r.ops = profile::totals();
-  for (profile::OpTotal& o : r.ops) {
-    o.seconds /= opt.repeat;
-    o.flops /= opt.repeat;
-    o.calls /= opt.repeat;
-    r.counted_flops += o.flops;
-  }
-  profile::reset();
-  model.reset();
+  return prep;
+}
 
-  // ---- Peaks.
+void time_forward(PreparedStep& p) {
+  const size_t a0 = CpuAllocator::instance().system_allocations();
+  const double c0 = cpu_now(), t0 = wall_now();
+  Tensor out = p.model->forward(p.in);
+  p.r.seconds.push_back(wall_now() - t0);
+  p.r.cpu_seconds.push_back(cpu_now() - c0);
+  p.r.system_allocations.push_back(CpuAllocator::instance().system_allocations() - a0);
+}
+
+// Frees the model; the per-op totals (when profiled) and the peak rates.
+StepBenchResult finish_step(PreparedStep& p, const StepBenchOptions& opt, bool profiled) {
+  StepBenchResult& r = p.r;
+  if (profiled) {
+    r.ops = profile::totals();
+    for (profile::OpTotal& o : r.ops) {
+      o.seconds /= opt.repeat;
+      o.flops /= opt.repeat;
+      o.calls /= opt.repeat;
+      r.counted_flops += o.flops;
+    }
+    profile::reset();
+  }
+  p.model.reset();
   const double guide = r.peak_kind == "f32" ? 118.0 : r.peak_kind == "bf16" ? 236.0 : 472.0;
   r.guide_peak = guide * r.threads;
   if (opt.measure_peak) r.machine_peak = measure_gemm_peak(r.peak_kind);
-  return r;
+  return std::move(r);
+}
+
+}  // namespace
+
+StepBenchResult run_step_bench(const StepBenchOptions& opt) {
+  PreparedStep p = prepare_step(opt);
+  // Forwards reuse their buffers as the denoising loop does (RecyclingScope).
+  RecyclingScope reuse_step_buffers;
+  for (int i = 0; i < opt.warmup; ++i) p.model->forward(p.in);
+  profile::reset();
+  profile::set_enabled(true);
+  for (int i = 0; i < opt.repeat; ++i) time_forward(p);
+  profile::set_enabled(false);
+  return finish_step(p, opt, true);
+}
+
+std::pair<StepBenchResult, StepBenchResult> run_step_bench_versus(const StepBenchOptions& a,
+                                                                  const StepBenchOptions& b) {
+  QDIT_CHECK(a.repeat == b.repeat && a.warmup == b.warmup, "[bench-step] both sides of --versus need the same repeat");
+  PreparedStep pa = prepare_step(a), pb = prepare_step(b);
+  RecyclingScope reuse_step_buffers;
+  for (int i = 0; i < a.warmup; ++i) {
+    pa.model->forward(pa.in);
+    pb.model->forward(pb.in);
+  }
+  for (int i = 0; i < a.repeat; ++i) {  // interleaved: both see the same machine, seconds apart
+    time_forward(pa);
+    time_forward(pb);
+  }
+  StepBenchResult ra = finish_step(pa, a, false);
+  return {std::move(ra), finish_step(pb, b, false)};
+}
+
+std::string format_versus(const StepBenchResult& a, const StepBenchResult& b) {
+  std::vector<double> ratios;
+  for (size_t i = 0; i < a.seconds.size() && i < b.seconds.size(); ++i) ratios.push_back(b.seconds[i] / a.seconds[i]);
+  std::sort(ratios.begin(), ratios.end());
+  std::ostringstream os;
+  os << "versus: " << fmt("%.3f", b.median()) << " s / " << fmt("%.3f", a.median()) << " s (medians) = "
+     << fmt("%.2f", b.median() / a.median()) << "x; per back-to-back pair: median "
+     << fmt("%.2f", ratios.empty() ? 0.0 : ratios[ratios.size() / 2]) << "x, range "
+     << fmt("%.2f", ratios.empty() ? 0.0 : ratios.front()) << "-" << fmt("%.2f", ratios.empty() ? 0.0 : ratios.back())
+     << "x over " << ratios.size() << " pairs\n";
+  return os.str();
 }
 
 namespace {
@@ -531,7 +586,9 @@ std::string format_step_bench(const StepBenchResult& r, bool with_ops) {
   const double tf = r.flops.total();
   os << "  FLOPs per forward: " << fmt("%.4f", tf * 1e-12) << " TFLOP (linear " << fmt("%.4f", r.flops.linear * 1e-12)
      << ", attention " << fmt("%.4f", r.flops.attention * 1e-12) << ", patch conv " << fmt("%.5f", r.flops.patch * 1e-12)
-     << "); counted " << fmt("%.4f", r.counted_flops * 1e-12) << " TFLOP\n";
+     << ")";
+  if (r.counted_flops > 0) os << "; counted " << fmt("%.4f", r.counted_flops * 1e-12) << " TFLOP";
+  os << "\n";
   const double med = r.median(), rate = tf / med * 1e-9;
   std::vector<double> cpu = r.cpu_seconds;
   std::sort(cpu.begin(), cpu.end());

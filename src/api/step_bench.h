@@ -9,6 +9,7 @@
 #pragma once
 #include <cstdint>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "qdit/core/profile.h"
@@ -81,6 +82,13 @@ struct StepBenchResult {
 };
 
 StepBenchResult run_step_bench(const StepBenchOptions& opt);
+
+// Two configurations of one model built side by side, their timed forwards interleaved (a, b, a,
+// b, ...): on a machine whose speed drifts within minutes the per-pair ratios stay comparable.
+// No per-op times (the profile would mix them).
+std::pair<StepBenchResult, StepBenchResult> run_step_bench_versus(const StepBenchOptions& a, const StepBenchOptions& b);
+// "versus: ..." line: b's time over a's (how many times faster a is), by medians and per pair.
+std::string format_versus(const StepBenchResult& a, const StepBenchResult& b);
 
 // Human-readable report (several lines) and one markdown table row.
 std::string format_step_bench(const StepBenchResult& r, bool with_ops);

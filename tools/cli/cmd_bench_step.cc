@@ -32,7 +32,10 @@ const char* kUsage =
     "  --no-fuse-qkv     separate q/k/v GEMMs\n"
     "  --ops             time per kernel (linear, attention, norms, ...)\n"
     "  --no-peak         skip measuring this machine's GEMM rate\n"
-    "  --markdown        also print one markdown table row\n";
+    "  --markdown        also print one markdown table row\n"
+    "  --versus V        also build the same model as V (bf16, f32 or a quant scheme such as int8dq) and\n"
+    "                    interleave the two's timed forwards; prints how many times faster the first is\n"
+    "                    (per back-to-back pair: robust when the machine's speed drifts)\n";
 
 std::vector<int64_t> parse_layers(const std::string& s) {
   std::vector<int64_t> out;
@@ -60,6 +63,7 @@ int cmd_bench_step(int argc, char** argv) {
   api::StepBenchOptions opt;
   QuantArgs quant;
   bool ops = false, markdown = false;
+  std::string versus;
   for (int i = 1; i < argc; ++i) {
     const std::string a = argv[i];
     auto value = [&]() -> std::string {
@@ -105,6 +109,8 @@ int cmd_bench_step(int argc, char** argv) {
       opt.measure_peak = false;
     } else if (a == "--markdown") {
       markdown = true;
+    } else if (a == "--versus") {
+      versus = value();
     } else if (quant.parse(a, value)) {
     } else {
       fail("unknown option '", a, "' (see qdit bench-step --help)");
@@ -112,6 +118,20 @@ int cmd_bench_step(int argc, char** argv) {
   }
   QDIT_CHECK(!opt.arch.empty() || !opt.model_dir.empty(), "give --arch or --model (see qdit bench-step --help)");
   opt.quant = quant.resolve();
+  if (!versus.empty()) {
+    api::StepBenchOptions other = opt;
+    other.quant = {};
+    if (versus == "f32" || versus == "bf16") {
+      other.compute = versus == "f32" ? DType::F32 : DType::BF16;
+    } else {
+      other.quant = quant::PipelineQuantConfig::parse_spec(versus);
+    }
+    const auto [ra, rb] = api::run_step_bench_versus(opt, other);
+    std::fputs(api::format_step_bench(ra, false).c_str(), stdout);
+    std::fputs(api::format_step_bench(rb, false).c_str(), stdout);
+    std::fputs(api::format_versus(ra, rb).c_str(), stdout);
+    return 0;
+  }
   const api::StepBenchResult r = api::run_step_bench(opt);
   std::fputs(api::format_step_bench(r, ops).c_str(), stdout);
   if (markdown) std::printf("%s\n", api::step_bench_markdown_row(r).c_str());
