@@ -5,6 +5,7 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <cstdio>
 
 #include "qdit/api/make_model.h"
 #include "qdit/api/step_bench.h"
@@ -66,6 +67,35 @@ TEST(StepBenchFlops, RealPixArtSigmaAt512IsAbout2p57Tflop) {
   EXPECT_NEAR(f.linear + f.attention - 28 * block, 2 * B * (256 * d + d * d + d * 6 * d) +
                                                        2 * B * L * (4096 * d + d * d) + 2 * B * N * d * 32,
               1.0);
+}
+
+// --versus: both configurations built, every timed forward of each recorded (interleaved), the
+// same FLOPs, each described by its own dtype/scheme; the report's ratio line from their times.
+TEST(StepBenchVersus, TimesBothConfigurations) {
+  StepBenchOptions a;
+  a.arch = "pixart-sigma";
+  a.tiny = true;
+  a.width = a.height = 64;
+  a.text_len = 7;
+  a.warmup = 0;
+  a.repeat = 3;
+  a.measure_peak = false;
+  a.quant = quant::PipelineQuantConfig::parse_spec("int8dq");
+  StepBenchOptions b = a;
+  b.quant = {};
+  const auto [ra, rb] = run_step_bench_versus(a, b);
+  ASSERT_EQ(ra.seconds.size(), 3u);
+  ASSERT_EQ(rb.seconds.size(), 3u);
+  EXPECT_NE(ra.description.find("int8dq"), std::string::npos) << ra.description;
+  EXPECT_EQ(rb.description.find("int8dq"), std::string::npos) << rb.description;
+  EXPECT_EQ(ra.flops.total(), rb.flops.total());
+  for (double s : ra.seconds) EXPECT_GT(s, 0.0);
+  const std::string line = format_versus(ra, rb);
+  char want[32];
+  std::snprintf(want, sizeof want, "= %.2fx", rb.median() / ra.median());
+  EXPECT_NE(line.find(want), std::string::npos) << line;
+  b.repeat = 2;
+  EXPECT_THROW(run_step_bench_versus(a, b), Error);
 }
 
 TEST(StepBenchFlops, UnknownClassIsAnError) {
