@@ -19,6 +19,21 @@ constexpr int64_t kTimeProjDim = 256;  // Timesteps(num_channels=256) in PixArtA
 constexpr float kFinalNormEps = 1e-6f; // norm_out is LayerNorm(eps=1e-6) whatever norm_eps says
 constexpr float kMaskBias = -10000.0f; // (1 - mask) * -10000.0, not -inf
 
+// Text tokens up to the last one some batch item keeps (mask [B, L], 0 = pad); all L when an
+// item keeps none (its softmax then spreads over every masked token).
+int64_t kept_text_length(const Tensor& mask) {
+  const int64_t batch = mask.size(0), seq = mask.size(1);
+  int64_t kept = 0;
+  for (int64_t b = 0; b < batch; ++b) {
+    int64_t last = -1;
+    for (int64_t i = 0; i < seq; ++i)
+      if (mask.item_f32(b * seq + i) != 0.0f) last = i;
+    if (last < 0) return seq;
+    kept = std::max(kept, last + 1);
+  }
+  return kept;
+}
+
 bool explicit_null(const io::JsonConfig& cfg, const std::string& key) {
   auto it = cfg.raw().find(key);
   return it != cfg.raw().end() && it->is_null();
@@ -252,13 +267,23 @@ Tensor PixArtTransformer::forward(const DiTInputs& in, const PixArtSizeCondition
   // ---- Conditioning.
   Tensor t6;
   const Tensor temb = embed_timestep(in.timestep, batch, sizes, t6);
-  Tensor context = ehs.dtype() == DType::F32 ? ehs.contiguous() : ehs.to(DType::F32);
+  // Text tokens past every batch item's last kept one only ever get attention weight exactly 0
+  // (their -10000 bias underflows exp, in diffusers as here) as long as each item keeps one: they
+  // are cut before the caption projection, so the k/v projections and the cross-attention run on
+  // the kept length (a short prompt is padded to 300 tokens). No bias when nothing is masked in it.
+  const int64_t kept = mask.defined() ? kept_text_length(mask) : seq;
+  bool masked_inside = false;
+  for (int64_t b = 0; mask.defined() && b < batch; ++b)
+    for (int64_t i = 0; i < kept; ++i) masked_inside |= mask.item_f32(b * seq + i) != 1.0f;
+  Tensor context = ehs.slice(1, 0, kept);
+  context = context.dtype() == DType::F32 ? context.contiguous() : context.to(DType::F32);
   if (caption_projection_.fc1.defined()) context = caption_projection_(context);  // [B, L, D]
   Tensor mask_bias;
-  if (mask.defined()) {
-    mask_bias = Tensor::empty({batch, 1, 1, seq}, DType::F32);
+  if (masked_inside) {
+    mask_bias = Tensor::empty({batch, 1, 1, kept}, DType::F32);
     float* mb = mask_bias.data<float>();
-    for (int64_t i = 0; i < batch * seq; ++i) mb[i] = (1.0f - mask.item_f32(i)) * kMaskBias;
+    for (int64_t b = 0; b < batch; ++b)
+      for (int64_t i = 0; i < kept; ++i) mb[b * kept + i] = (1.0f - mask.item_f32(b * seq + i)) * kMaskBias;
   }
 
   // ---- Blocks.

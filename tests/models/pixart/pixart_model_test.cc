@@ -97,6 +97,31 @@ TEST(PixArtModel, NonSquareLatentsMatchReference) {
                "transposed");
 }
 
+// Text padding after every item's last kept token is cut before the caption projection; the result
+// still follows the reference (which runs every token, masked). An item that keeps no token
+// spreads its softmax over all the masked ones: then nothing may be cut.
+TEST(PixArtModel, TrailingTextPaddingCutMatchesReference) {
+  const std::string dir = golden("transformer_pixart_sigma/transformer");
+  auto model = load(dir);
+  io::ModelFolder folder = io::ModelFolder::open(dir);
+  for (const std::vector<float>& m : {std::vector<float>{1, 1, 0, 0, 0, 0, 1, 1, 1, 0, 0, 0},   // cut to 3
+                                      std::vector<float>{1, 0, 1, 0, 0, 0, 1, 1, 1, 1, 1, 1},   // none cut, masked inside
+                                      std::vector<float>{0, 0, 0, 0, 0, 0, 1, 1, 0, 0, 0, 0}}) {  // item 0 keeps none
+    testing::pixart::RefInputs r;
+    r.latents = random_tensor({2, 4, 8, 8}, 31, -2.0f, 2.0f);
+    r.encoder_hidden_states = random_tensor({2, 6, 64}, 32);
+    r.mask = mask_tensor(m, 2, 6);
+    r.timestep = {400.0f, 40.0f};
+    models::DiTInputs d;
+    d.latents = r.latents;
+    d.encoder_hidden_states = r.encoder_hidden_states;
+    d.encoder_attention_mask = r.mask;
+    d.timestep = r.timestep;
+    expect_close(model->forward(d), testing::pixart::reference_forward(*folder.weights(), model->config(), r), kTol,
+                 "mask starting " + std::to_string(m[0]) + std::to_string(m[1]) + std::to_string(m[2]));
+  }
+}
+
 // One timestep for the whole batch broadcasts; each batch row is independent of the others; a
 // float mask equals the integer one; no mask equals an all-ones mask.
 TEST(PixArtModel, BatchingTimestepAndMaskForms) {
