@@ -22,6 +22,7 @@ constexpr int64_t kPanel = 32;   // output columns per panel: two 16-column B ti
 constexpr int64_t kStep = 64;    // k per tile product (16 rows of 4-byte k quads)
 constexpr int64_t kTile = 1024;  // bytes per B tile
 constexpr int64_t kBlockBytes = int64_t{1} << 20;  // s8 activation rows per block: about 1 MiB, in L2
+constexpr int64_t kAddendAhead = 16;  // rows between prefetching an addend line and using it
 constexpr int64_t kMaxDepth = 640;  // k per pass: the panel's <= 20 KiB of weights for it stay in L1
 
 int64_t round_up(int64_t x, int64_t m) { return (x + m - 1) / m * m; }
@@ -202,6 +203,13 @@ void AmxInt8Gemm::run(const int8_t* a, int64_t m, const float* a_scale, const fl
         const float* bias = e.bias ? e.bias + c0 : nullptr;
         for (; done < due; ++done) {
           const int64_t row = r0 + done;
+          // The addend rows lie a whole output row apart (pages, for DiT widths), which the hardware
+          // prefetchers do not follow: fetch the panel's lines kAddendAhead rows on.
+          if (e.accumulate && done + kAddendAhead < live) {
+            const float* ahead = static_cast<const float*>(y) + (row + kAddendAhead) * ldy + c0;
+            _mm_prefetch(reinterpret_cast<const char*>(ahead), _MM_HINT_T0);
+            _mm_prefetch(reinterpret_cast<const char*>(ahead + cols - 1), _MM_HINT_T0);
+          }
           if (e.bf16_out) {
             epilogue_row_bf16(c + done * kPanel, cols, w_scale + c0, a_scale[row], bias, e.act, stream,
                               static_cast<uint16_t*>(y) + row * ldy + c0);
