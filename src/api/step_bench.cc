@@ -527,9 +527,7 @@ StepBenchResult run_step_bench(const StepBenchOptions& opt) {
   for (int i = 0; i < opt.warmup; ++i) p.model->forward(p.in);
   profile::reset();
   profile::set_enabled(true);
-  for (int i = 0; i < opt.repeat; ++i) {
-    time_forward(p);
-  }
+  for (int i = 0; i < opt.repeat; ++i) time_forward(p);
   profile::set_enabled(false);
   return finish_step(p, opt, true);
 }

@@ -120,6 +120,17 @@ TEST(Int8Linear, Bf16OutputIsTheRoundedF32Result) {
   }
 }
 
+// Quantized-row buffers refuse layouts the AMX tiles cannot hold.
+TEST(Int8Linear, QuantizedRowLayoutsAreChecked) {
+  EXPECT_THROW(make_quantized_rows(4, 10, RowQuantSpec{127.5f, 10, 16, true}), qdit::Error);   // lda % 64
+  EXPECT_THROW(make_quantized_rows(4, 10, RowQuantSpec{127.5f, 64, 8, true}), qdit::Error);    // 16-row groups
+  EXPECT_THROW(make_quantized_rows(4, 100, RowQuantSpec{127.5f, 64, 16, false}), qdit::Error); // lda < k
+  const QuantizedRows q = make_quantized_rows(17, 70, RowQuantSpec{127.5f, 128, 32, true});
+  EXPECT_EQ(q.q.shape(), (Shape{32, 128}));
+  for (int64_t r = 17; r < 32; ++r)
+    for (int64_t c = 0; c < 128; ++c) ASSERT_EQ(q.code(r, c), 0) << "padding row " << r;
+}
+
 // DiT's gated residual in the epilogue: y += gate[b] * act(x W^T + b) with gate a strided [B, N]
 // view (a chunk of the AdaLN modulation), each batch item owning S consecutive rows.
 TEST(Int8Linear, GatedResidualInTheEpilogue) {

@@ -99,7 +99,8 @@ TEST(Norm, VectorisedStatisticsAtModelWidths) {
 }
 
 // int8dq's fused norm: the codes and scales quantize_rows_s8 gives for layer_norm_modulate's rows,
-// bit for bit, in the kernel's layout (row stride past D, padding rows) with zero padding.
+// bit for bit, in the kernel's layout (row stride past D, padding rows, AMX A tiles) with zero
+// padding.
 TEST(Norm, LayerNormModulateS8EqualsQuantizedRows) {
   for (int64_t d : {1152, 64, 13}) {
     Tensor x = random_tensor({2, 7, d}, 30 + static_cast<uint32_t>(d), -3, 3);
@@ -110,7 +111,9 @@ TEST(Norm, LayerNormModulateS8EqualsQuantizedRows) {
       std::vector<int8_t> q_ref(static_cast<size_t>(14 * d));
       std::vector<float> s_ref(14);
       quantize_rows_s8(rows.data<float>(), 14, d, 127.5f, q_ref.data(), s_ref.data());
-      for (const RowQuantSpec spec : {RowQuantSpec{127.5f, d, 1}, RowQuantSpec{127.5f, (d + 63) / 64 * 64 + 64, 32}}) {
+      const int64_t wide = (d + 63) / 64 * 64 + 64;
+      for (const RowQuantSpec spec : {RowQuantSpec{127.5f, d, 1, false}, RowQuantSpec{127.5f, wide, 32, false},
+                                      RowQuantSpec{127.5f, wide, 32, true}}) {
         const QuantizedRows q = layer_norm_modulate_s8(x, shift, scale, 1e-6f, spec);
         ASSERT_EQ(q.q.shape(), (Shape{spec.padded_rows(14), spec.lda}));
         ASSERT_EQ(q.m, 14);
@@ -119,7 +122,7 @@ TEST(Norm, LayerNormModulateS8EqualsQuantizedRows) {
           if (r < 14) ASSERT_EQ(q.scales.data<float>()[r], s_ref[r]) << "row " << r;
           for (int64_t j = 0; j < spec.lda; ++j) {
             const int8_t want = r < 14 && j < d ? q_ref[r * d + j] : 0;
-            ASSERT_EQ(q.q.data<int8_t>()[r * spec.lda + j], want) << "d=" << d << " row " << r << " col " << j;
+            ASSERT_EQ(q.code(r, j), want) << "d=" << d << " row " << r << " col " << j << " tiles " << spec.amx_tiles;
           }
         }
       }

@@ -34,8 +34,9 @@ class AmxInt8Gemm {
     bool bf16_out = false;
   };
   // value[i, j] = act((acc[i, j] * w_scale[j]) * a_scale[i] + bias[j]) into y (row stride ldy),
-  // or gate * value added to y, for rows i < m of a (s8, row stride lda(), rows up to a multiple
-  // of 32 present; the padding rows' results are dropped).
+  // or gate * value added to y, for rows i < m of a: s8 rows of lda() bytes as AMX A tiles
+  // (RowQuantSpec::amx_tiles: 16-row groups of [lda/64][16][64]), rows up to a multiple of 32
+  // present (the padding rows' results are dropped).
   void run(const int8_t* a, int64_t m, const float* a_scale, const float* w_scale, const Epilogue& e, void* y,
            int64_t ldy) const;
 

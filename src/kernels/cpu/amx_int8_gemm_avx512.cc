@@ -27,10 +27,11 @@ constexpr int64_t kMaxDepth = 640;  // k per pass: the panel's <= 20 KiB of weig
 
 int64_t round_up(int64_t x, int64_t m) { return (x + m - 1) / m * m; }
 
-// c (32 x 32 s32, row stride 32) += or = a (32 rows, stride lda) . b panel slice (steps tiles).
+// c (32 x 32 s32, row stride 32) += or = a . b panel slice (steps tiles), a as AMX A tiles: rows
+// 0-15 from a0, rows 16-31 from a1, one contiguous KiB per 64-deep step.
 // Tiles 0-3: the accumulators (row half r, column half c at 2r + c); 4-5: A (16 rows x 64 k
 // each); 6-7: B (64 k x 16 columns each).
-void block_32x32(const int8_t* a, int64_t lda, const int8_t* b, int64_t steps, int32_t* c, bool load_c) {
+void block_32x32(const int8_t* a0, const int8_t* a1, const int8_t* b, int64_t steps, int32_t* c, bool load_c) {
   if (load_c) {
     _tile_loadd(0, c, 128);
     _tile_loadd(1, c + 16, 128);
@@ -43,12 +44,12 @@ void block_32x32(const int8_t* a, int64_t lda, const int8_t* b, int64_t steps, i
     _tile_zero(3);
   }
   for (int64_t s = 0; s < steps; ++s) {
-    _tile_loadd(4, a + s * kStep, lda);
+    _tile_loadd(4, a0 + s * kTile, 64);
     _tile_loadd(6, b + s * 2 * kTile, 64);
     _tile_loadd(7, b + s * 2 * kTile + kTile, 64);
     _tile_dpbssd(0, 4, 6);
     _tile_dpbssd(1, 4, 7);
-    _tile_loadd(5, a + 16 * lda + s * kStep, lda);
+    _tile_loadd(5, a1 + s * kTile, 64);
     _tile_dpbssd(2, 5, 6);
     _tile_dpbssd(3, 5, 7);
   }
@@ -233,7 +234,8 @@ void AmxInt8Gemm::run(const int8_t* a, int64_t m, const float* a_scale, const fl
           const int64_t lines = std::min<int64_t>(depth / kStep * 2 * kTile, end - next) / 64;
           const int64_t row_pairs = rows / 32;  // 32-row steps of this pass
           for (int64_t i = 0; i < rows; i += 32, ++u) {
-            block_32x32(a + (r0 + i) * kp_ + k0, kp_, slice, ks, c + i * kPanel, k0 > 0);
+            const int8_t* a0 = a + ((r0 + i) / 16 * steps + k0 / kStep) * kTile;
+            block_32x32(a0, a0 + steps * kTile, slice, ks, c + i * kPanel, k0 > 0);
             for (int64_t l = lines * (i / 32) / row_pairs; l < lines * (i / 32 + 1) / row_pairs; ++l)
               _mm_prefetch(reinterpret_cast<const char*>(next + l * 64), _MM_HINT_T1);
             if (prev >= 0) epilogue_until(live * (u + 1) / units);

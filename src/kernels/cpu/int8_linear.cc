@@ -14,6 +14,7 @@
 #include "qdit/core/parallel.h"
 #include "qdit/kernels/cpu/amx_int8_gemm.h"
 #include "qdit/kernels/cpu/convert.h"
+#include "qdit/kernels/cpu/thread_buffer.h"
 #include "qdit/kernels/cpu/dnnl_context.h"
 #include "qdit/kernels/gemm.h"
 #include "qdit/kernels/quant_kernels.h"
@@ -38,19 +39,46 @@ void quantize_rows_s8(const float* x, int64_t m, int64_t k, float divisor, int8_
 }
 
 QuantizedRows make_quantized_rows(int64_t m, int64_t k, const RowQuantSpec& spec) {
-  QDIT_CHECK(m >= 0 && k >= 0 && spec.lda >= k && spec.row_align >= 1, "[quantized rows] bad layout: ", m, " rows of ",
-             k, " in rows of ", spec.lda, " aligned to ", spec.row_align);
+  QDIT_CHECK(m >= 0 && k >= 0 && spec.lda >= k && spec.row_align >= 1 &&
+                 (!spec.amx_tiles || (spec.lda % 64 == 0 && spec.row_align % 16 == 0)),
+             "[quantized rows] bad layout: ", m, " rows of ", k, " in rows of ", spec.lda, " aligned to ",
+             spec.row_align, spec.amx_tiles ? " as AMX tiles" : "");
   QuantizedRows r;
   r.m = m;
   r.k = k;
+  r.spec = spec;
   const int64_t rows = spec.padded_rows(m);
   r.q = Tensor::empty({rows, spec.lda}, DType::I8, MemTag::Workspace);
   r.scales = Tensor::empty({m}, DType::F32, MemTag::Workspace);
   int8_t* q = r.q.data<int8_t>();
-  if (spec.lda > k)
-    for (int64_t i = 0; i < m; ++i) std::memset(q + i * spec.lda + k, 0, static_cast<size_t>(spec.lda - k));
-  if (rows > m) std::memset(q + m * spec.lda, 0, static_cast<size_t>((rows - m) * spec.lda));
+  for (int64_t i = m; i < rows; ++i)
+    for (int64_t c = 0; c < spec.lda; c += 64)
+      std::memset(q + spec.offset(i, c), 0, static_cast<size_t>(std::min<int64_t>(64, spec.lda - c)));
   return r;
+}
+
+void quantize_row(const float* x, int64_t r, QuantizedRows& out) {
+  const qk::Kernels& kern = qk::get();
+  const RowQuantSpec& spec = out.spec;
+  const int64_t k = out.k;
+  int8_t* q = out.q.data<int8_t>();
+  if (!spec.amx_tiles) {
+    kern.act_quant_s8(x, k, spec.divisor, q + r * spec.lda, out.scales.data<float>() + r);
+    if (spec.lda > k) std::memset(q + r * spec.lda + k, 0, static_cast<size_t>(spec.lda - k));
+    return;
+  }
+  // Quantized whole in L1, then scattered 64 bytes at a time into its tiles.
+  static thread_local cpu::ThreadBuffer row_buffer;
+  int8_t* row = static_cast<int8_t*>(row_buffer.get(static_cast<size_t>(spec.lda)));
+  kern.act_quant_s8(x, k, spec.divisor, row, out.scales.data<float>() + r);
+  std::memset(row + k, 0, static_cast<size_t>(spec.lda - k));
+  for (int64_t c = 0; c < spec.lda; c += 64) std::memcpy(q + spec.offset(r, c), row + c, 64);
+}
+
+void quantize_rows(const float* x, QuantizedRows& out) {
+  parallel_for(out.m, 8, [&](int64_t r0, int64_t r1) {
+    for (int64_t r = r0; r < r1; ++r) quantize_row(x + r * out.k, r, out);
+  });
 }
 
 // oneDNN's brgemm int8 matmul (AMX / VNNI) runs fastest on weights pre-packed in its blocked
@@ -142,7 +170,7 @@ void Int8Linear::forward_into(const Tensor& x_in, Tensor& y, const GemmOptions& 
   Tensor x = x_in.contiguous().to(DType::F32);
   const RowQuantSpec spec = *input_quantization();
   QuantizedRows q = make_quantized_rows(m, k_, spec);
-  quantize_rows_s8(x.data<float>(), m, k_, spec.divisor, q.q.data<int8_t>(), q.scales.data<float>(), spec.lda);
+  quantize_rows(x.data<float>(), q);
   forward_quantized(q, y, opt);
 }
 
@@ -152,13 +180,14 @@ std::optional<RowQuantSpec> Int8Linear::input_quantization() const {
   // The AMX kernel reads rows padded to its k step, and whole 32-row blocks (padding rows zero).
   spec.lda = impl_->amx ? impl_->amx->lda() : k_;
   spec.row_align = impl_->amx ? cpu::AmxInt8Gemm::kRowAlign : 1;
+  spec.amx_tiles = impl_->amx != nullptr;
   return spec;
 }
 
 void Int8Linear::forward_quantized(const QuantizedRows& x, Tensor& y, const GemmOptions& opt) const {
   const RowQuantSpec spec = *input_quantization();
   const int64_t m = x.m;
-  QDIT_CHECK(x.k == k_ && x.q.dtype() == DType::I8 && x.q.dim() == 2 && x.q.size(1) == spec.lda &&
+  QDIT_CHECK(x.k == k_ && x.q.dtype() == DType::I8 && x.spec.amx_tiles == spec.amx_tiles && x.spec.lda == spec.lda && x.q.dim() == 2 && x.q.size(1) == spec.lda &&
                  x.q.size(0) == spec.padded_rows(m) && x.scales.numel() == m,
              "[int8 linear] quantized input ", x.q.desc(), " of ", m, "x", x.k, " does not match in_features=", k_,
              " in rows of ", spec.lda, " padded to ", spec.row_align);

@@ -7,7 +7,6 @@
 #include "qdit/core/parallel.h"
 #include "qdit/kernels/cpu/row_stats.h"
 #include "qdit/kernels/cpu/thread_buffer.h"
-#include "qdit/kernels/quant_kernels.h"
 #include "qdit/kernels/norm.h"
 
 namespace qdit::kernels {
@@ -189,16 +188,13 @@ QuantizedRows layer_norm_modulate_s8(const Tensor& x_in, const Tensor& shift, co
   const NormModulateArgs a(x_in, shift, scale, "layer_norm_modulate_s8");
   QDIT_CHECK(spec.lda >= a.D, "[layer_norm_modulate_s8] row stride ", spec.lda, " is below D=", a.D);
   QuantizedRows out = make_quantized_rows(a.B * a.S, a.D, spec);
-  int8_t* q = out.q.data<int8_t>();
-  float* scales = out.scales.data<float>();
-  const qk::Kernels& kern = qk::get();
   parallel_for(a.B * a.S, row_grain(a.D), [&](int64_t r0, int64_t r1) {
     // One modulated row at a time in L1, quantized from there.
     static thread_local cpu::ThreadBuffer row_buffer;
     float* yr = static_cast<float*>(row_buffer.get(static_cast<size_t>(a.D) * sizeof(float)));
     for (int64_t r = r0; r < r1; ++r) {
       a.row(r, eps, yr);
-      kern.act_quant_s8(yr, a.D, spec.divisor, q + r * spec.lda, scales + r);
+      quantize_row(yr, r, out);
     }
   });
   return out;
