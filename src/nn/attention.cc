@@ -1,6 +1,8 @@
 #include "qdit/nn/attention.h"
 
 #include <cmath>
+#include <initializer_list>
+#include <vector>
 
 #include "qdit/core/error.h"
 #include "qdit/kernels/attention.h"
@@ -16,6 +18,18 @@ Tensor split_heads(const Tensor& x, int64_t heads) {
 namespace {
 // [B, H, S, D] views of [B, S, H*D] rows, or of [B, S, H, D] head views (LinearGroup::views: the
 // kernels read the strided rows of a fused projection's output without a copy).
+// Projections may hand some of q/k/v already rounded to bf16 (bf16 compute): the bf16 kernels take
+// one dtype, so the f32 ones are rounded here (the values the kernel would use) when they mix.
+void round_to_one_dtype(std::initializer_list<std::vector<Tensor>*> groups) {
+  bool mixed = false;
+  for (const auto* g : groups)
+    for (const Tensor& t : *g) mixed |= t.dtype() != (*groups.begin())->front().dtype();
+  if (!mixed) return;
+  for (auto* g : groups)
+    for (Tensor& t : *g)
+      if (t.dtype() != DType::BF16) t = t.to(DType::BF16);
+}
+
 Tensor heads_of(const Tensor& x, int64_t heads) {
   if (x.dim() == 4) {
     QDIT_CHECK(x.size(2) == heads, "[attention] expected ", heads, " heads in ", x.desc());
@@ -36,14 +50,10 @@ Tensor multi_head_attention(const Tensor& q, const Tensor& k, const Tensor& v, i
     return kernels::attention(r(qh), r(kh), r(vh), mask, scale);
   }
   if (compute == DType::BF16) {
-    // The kernel rounds the f32 head views to bf16 as it packs them (no bf16 copies). Projections
-    // may hand some of q/k/v already rounded (bf16): the kernel takes one dtype, so the others are
-    // rounded here (the same values it would use).
-    if (qh.dtype() != kh.dtype() || kh.dtype() != vh.dtype()) {
-      for (Tensor* t : {&qh, &kh, &vh})
-        if (t->dtype() != DType::BF16) *t = t->to(DType::BF16);
-    }
-    return kernels::attention_bf16(qh, kh, vh, mask, scale);
+    // The kernel rounds the f32 head views to bf16 as it packs them (no bf16 copies).
+    std::vector<Tensor> qkv = {qh, kh, vh};
+    round_to_one_dtype({&qkv});
+    return kernels::attention_bf16(qkv[0], qkv[1], qkv[2], mask, scale);
   }
   return kernels::attention(qh, kh, vh, mask, scale);
 }
@@ -58,7 +68,8 @@ std::vector<Tensor> joint_attention(const std::vector<Tensor>& q, const std::vec
       for (const Tensor& x : t) h.push_back(heads_of(x, heads));
       return h;
     };
-    const std::vector<Tensor> qh = all_heads(q), kh = all_heads(k), vh = all_heads(v);
+    std::vector<Tensor> qh = all_heads(q), kh = all_heads(k), vh = all_heads(v);
+    round_to_one_dtype({&qh, &kh, &vh});
     return kernels::attention_bf16_parts(qh, kh, vh, 1.0f / std::sqrt(static_cast<float>(qh[0].size(3))));
   }
   auto cat = [](const std::vector<Tensor>& t) { return t.size() == 1 ? t[0] : kernels::concat(t, 1); };

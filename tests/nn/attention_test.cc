@@ -38,6 +38,22 @@ TEST(JointAttention, EqualsConcatenatedThenSplit) {
   }
 }
 
+// Joint attention with one stream's q/k/v in bf16 (a projection that writes bf16) and the other's
+// f32: the all-f32 result.
+TEST(JointAttention, MixedBf16PartsEqualTheF32Ones) {
+  const int64_t B = 1, H = 2, D = 32, N = 21, L = 9;
+  const Tensor img = random_tensor({B, N, 3 * H * D}, 6), txt = random_tensor({B, L, 3 * H * D}, 7);
+  auto part = [&](const Tensor& t, int64_t i) { return t.slice(2, i * H * D, (i + 1) * H * D).contiguous(); };
+  auto bf = [](const Tensor& t) { return t.to(DType::BF16); };
+  const std::vector<Tensor> want = joint_attention({part(img, 0), part(txt, 0)}, {part(img, 1), part(txt, 1)},
+                                                   {part(img, 2), part(txt, 2)}, H, DType::BF16);
+  const std::vector<Tensor> got = joint_attention({bf(part(img, 0)), part(txt, 0)}, {bf(part(img, 1)), part(txt, 1)},
+                                                  {bf(part(img, 2)), part(txt, 2)}, H, DType::BF16);
+  ASSERT_EQ(got.size(), 2u);
+  EXPECT_EQ(got[0].to_vector(), want[0].to_vector());
+  EXPECT_EQ(got[1].to_vector(), want[1].to_vector());
+}
+
 // bf16 compute with some of q/k/v handed already rounded to bf16 (projections that write bf16):
 // the same result as all of them f32, which the kernel rounds the same way.
 TEST(MultiHeadAttention, Bf16InputsEqualTheF32OnesTheyRound) {

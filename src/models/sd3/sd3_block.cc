@@ -58,7 +58,9 @@ void JointBlock::forward(Tensor& x, Tensor& ctx, const Tensor& silu_temb) const 
     const nn::LinearInput hc =
         nn::LinearInput::norm_modulated(ctx, mc.select(1, pre_only_ ? 1 : 0), mc.select(1, pre_only_ ? 0 : 1), kNormEps);
     const int64_t head_dim = d / heads_;
-    const std::vector<Tensor> img = qkv_.views(h, head_dim), txt = add_qkv_.views(hc, head_dim);  // no copies
+    // Strided views, no copies; bf16 where the kernel writes it under bf16 compute (the attention
+    // rounds q/k/v to bf16 anyway).
+    const std::vector<Tensor> img = qkv_.views(h, head_dim, compute_), txt = add_qkv_.views(hc, head_dim, compute_);
     // Attention over cat([image, text]) without concatenating: one output per stream.
     const std::vector<Tensor> a = nn::joint_attention({img[0], txt[0]}, {img[1], txt[1]}, {img[2], txt[2]}, heads_,
                                                       compute_);
