@@ -179,8 +179,8 @@ void PackedLinear::forward_into(const Tensor& x_in, Tensor& y, const GemmOptions
   const int64_t m = x_in.numel() / k_;
   const bool bf16_out = y.dtype() == DType::BF16;
   QDIT_CHECK((y.dtype() == DType::F32 || (bf16_out && writes_bf16())) && y.is_contiguous() && y.numel() == m * n_,
-             "[linear] output ", y.desc(), " must be contiguous f32", writes_bf16() ? " or bf16" : "", " with ", m, "x", n_,
-             " elements");
+             "[linear] output ", y.desc(), " must be contiguous f32", writes_bf16() ? " or bf16" : "", " with ", m,
+             "x", n_, " elements");
   QDIT_CHECK(!bf16_out || !opt.accumulate, "[linear] a bf16 output takes no accumulate");
   if (m == 0) return;
   Tensor x = x_in.contiguous();

@@ -187,10 +187,13 @@ std::optional<RowQuantSpec> Int8Linear::input_quantization() const {
 void Int8Linear::forward_quantized(const QuantizedRows& x, Tensor& y, const GemmOptions& opt) const {
   const RowQuantSpec spec = *input_quantization();
   const int64_t m = x.m;
-  QDIT_CHECK(x.k == k_ && x.q.dtype() == DType::I8 && x.spec.amx_tiles == spec.amx_tiles && x.spec.lda == spec.lda && x.q.dim() == 2 && x.q.size(1) == spec.lda &&
+  const bool same_layout = x.spec.amx_tiles == spec.amx_tiles && x.spec.lda == spec.lda &&
+                           x.spec.divisor == spec.divisor;
+  QDIT_CHECK(x.k == k_ && same_layout && x.q.dtype() == DType::I8 && x.q.dim() == 2 && x.q.size(1) == spec.lda &&
                  x.q.size(0) == spec.padded_rows(m) && x.scales.numel() == m,
              "[int8 linear] quantized input ", x.q.desc(), " of ", m, "x", x.k, " does not match in_features=", k_,
-             " in rows of ", spec.lda, " padded to ", spec.row_align);
+             " in rows of ", spec.lda, " padded to ", spec.row_align, spec.amx_tiles ? " as AMX tiles" : "",
+             " (divisor ", spec.divisor, ")");
   const bool bf16 = y.dtype() == DType::BF16;
   QDIT_CHECK((y.dtype() == DType::F32 || bf16) && y.is_contiguous() && y.numel() == m * n_, "[int8 linear] output ",
              y.desc(), " must be contiguous f32 or bf16 with ", m, "x", n_, " elements");

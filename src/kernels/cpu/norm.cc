@@ -159,7 +159,8 @@ struct NormModulateArgs {
       const __m256 vm = _mm256_set1_ps(mean), vr = _mm256_set1_ps(rstd), one = _mm256_set1_ps(1.0f);
       for (; j + 8 <= D; j += 8) {
         const __m256 n = _mm256_mul_ps(_mm256_sub_ps(_mm256_loadu_ps(xr + j), vm), vr);
-        _mm256_storeu_ps(yr + j, _mm256_fmadd_ps(n, _mm256_add_ps(one, _mm256_loadu_ps(sc + j)), _mm256_loadu_ps(sh + j)));
+        const __m256 gain = _mm256_add_ps(one, _mm256_loadu_ps(sc + j));
+        _mm256_storeu_ps(yr + j, _mm256_fmadd_ps(n, gain, _mm256_loadu_ps(sh + j)));
       }
     }
     for (; j < D; ++j) {
