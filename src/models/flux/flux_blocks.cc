@@ -50,7 +50,7 @@ QKVProjection::QKVProjection(const nn::WeightBinder& a, bool added, int64_t dim,
   norm_k_ = nn::RMSNorm(a, added ? "norm_added_k" : "norm_k", head_dim, kNormEps);
 }
 
-void QKVProjection::operator()(const Tensor& h, const Rope& rope, int64_t first_position, Tensor& q, Tensor& k,
+void QKVProjection::operator()(const nn::LinearInput& h, const Rope& rope, int64_t first_position, Tensor& q, Tensor& k,
                                Tensor& v) const {
   // Views into the fused projection output (no slice copies); q and k are normalised per head and
   // rotated straight into the caller's tensors.
@@ -108,8 +108,9 @@ void DoubleBlock::forward(Tensor& x, Tensor& ctx, const Tensor& silu_temb, const
       Tensor k = Tensor::empty({batch, s, heads_, hd}, DType::F32);
       Tensor vi, vt;
       Tensor qi = q.slice(1, l, s), ki = k.slice(1, l, s), qt = q.slice(1, 0, l), kt = k.slice(1, 0, l);
-      img_(kernels::layer_norm_modulate(x, m.select(1, 0), m.select(1, 1), kNormEps), rope, l, qi, ki, vi);
-      txt_(kernels::layer_norm_modulate(ctx, mc.select(1, 0), mc.select(1, 1), kNormEps), rope, 0, qt, kt, vt);
+      // The norms are left to the projections (an int8dq kernel takes the rows quantized by the norm).
+      img_(nn::LinearInput::norm_modulated(x, m.select(1, 0), m.select(1, 1), kNormEps), rope, l, qi, ki, vi);
+      txt_(nn::LinearInput::norm_modulated(ctx, mc.select(1, 0), mc.select(1, 1), kNormEps), rope, 0, qt, kt, vt);
       if (compute_ == DType::BF16) {
         // The joint kernel reads the two streams' parts in place and writes one output per stream
         // (AMX; elsewhere it concatenates itself): no v concatenation, no output slice copies.
