@@ -25,7 +25,8 @@ class QKVProjection {
   // h [B, S, D] -> q, k normalised per head and rotated with the rotary rows first_position..
   // (one fused pass each), written into q and k ([B, S, H, Dh] views, e.g. a row range of the joint
   // sequence); v [B, S, H, Dh] (with fused q/k/v a strided view into the one GEMM output).
-  void operator()(const nn::LinearInput& h, const Rope& rope, int64_t first_position, Tensor& q, Tensor& k, Tensor& v) const;
+  void operator()(const nn::LinearInput& h, const Rope& rope, int64_t first_position, Tensor& q, Tensor& k,
+                  Tensor& v) const;
   size_t weight_bytes() const;
 
  private:
