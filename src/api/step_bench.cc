@@ -256,6 +256,7 @@ class CountingKernel final : public kernels::LinearKernel {
   size_t weight_bytes() const override { return inner_->weight_bytes(); }
   bool fuses_gate() const override { return inner_->fuses_gate(); }
   bool writes_bf16() const override { return inner_->writes_bf16(); }
+  bool rounds_input_to_bf16() const override { return inner_->rounds_input_to_bf16(); }
   void forward_into(const Tensor& x, Tensor& y, const kernels::GemmOptions& opt) const override {
     const double m = static_cast<double>(x.numel() / std::max<int64_t>(1, in_features()));
     profile::Scope scope("linear", 2.0 * m * static_cast<double>(in_features()) * static_cast<double>(out_features()));

@@ -46,6 +46,9 @@ class LinearKernel {
   // Whether forward_into / forward_quantized also take a bf16 y (no accumulate or gate): the f32
   // result rounded to nearest even, for consumers that round it anyway (bf16 attention).
   virtual bool writes_bf16() const { return false; }
+  // Whether the kernel rounds its input to bf16 before multiplying (bf16 compute): a producer can
+  // then hand it bf16 rows, the same values in half the bytes, with no rounding pass here.
+  virtual bool rounds_input_to_bf16() const { return false; }
   // Kernels that quantize their input per token (int8dq) say how, and take rows already quantized
   // that way (by the norm that produced them); the others return nothing and never get any.
   virtual std::optional<RowQuantSpec> input_quantization() const { return std::nullopt; }
@@ -124,6 +127,7 @@ class PackedLinear : public LinearKernel {
   DType compute_dtype() const { return compute_; }
   size_t weight_bytes() const override;
   bool writes_bf16() const override { return compute_ == DType::BF16; }  // oneDNN rounds its f32 result
+  bool rounds_input_to_bf16() const override { return compute_ == DType::BF16; }
   void forward_into(const Tensor& x, Tensor& y, const GemmOptions& opt = {}) const override;
 
  private:

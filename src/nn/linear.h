@@ -49,6 +49,9 @@ class Linear {
   void forward_gated_residual(const Tensor& x, Tensor& y, const Tensor& gate,
                               kernels::Activation act = kernels::Activation::None) const;
   bool defined() const { return kernel_ != nullptr; }
+  // BF16 when the kernel rounds its input to bf16 anyway (bf16 compute): what a producer feeding
+  // only this Linear can write (the `prefer` of the producing Linear), else F32.
+  DType input_dtype() const { return kernel_ && kernel_->rounds_input_to_bf16() ? DType::BF16 : DType::F32; }
   int64_t in_features() const { return in_; }
   int64_t out_features() const { return out_; }
   size_t weight_bytes() const { return kernel_ ? kernel_->weight_bytes() : 0; }

@@ -91,6 +91,18 @@ TEST(Gemm, Bf16OutputIsTheRoundedF32Result) {
   EXPECT_THROW(lin.forward_into(x, y, acc), Error);
 }
 
+// bf16 compute rounds its input to bf16: a bf16 input (a producer's bf16 output) gives exactly the
+// result of the f32 input it rounds.
+TEST(Gemm, Bf16ComputeTakesTheRoundedInputAsIs) {
+  if (!native_bf16_gemm_available()) GTEST_SKIP() << "no oneDNN bf16 GEMM on this CPU";
+  Tensor x = random_tensor({29, 64}, 15, -2, 2);
+  Tensor w = random_tensor({40, 64}, 16);
+  PackedLinear lin(w, random_tensor({40}, 17), DType::BF16);
+  ASSERT_TRUE(lin.rounds_input_to_bf16());
+  EXPECT_FALSE(PackedLinear(w, Tensor(), DType::F32).rounds_input_to_bf16());
+  EXPECT_EQ(lin.forward(x.to(DType::BF16)).to_vector(), lin.forward(x).to_vector());
+}
+
 TEST(Gemm, Bf16WeightsAndInputs) {
   Tensor x = random_tensor({9, 32}, 10).to(DType::BF16);
   Tensor w = random_tensor({12, 32}, 11).to(DType::BF16);

@@ -137,11 +137,11 @@ void DoubleBlock::forward(Tensor& x, Tensor& ctx, const Tensor& silu_temb, const
   // 2. Feed-forwards on norm2(.) * (1 + scale_mlp) + shift_mlp, GELU-tanh fused into the first GEMM.
   {
     const nn::LinearInput h = nn::LinearInput::norm_modulated(x, m.select(1, 3), m.select(1, 4), kNormEps);
-    ff2_.forward_gated_residual(ff1_(h, gelu_tanh()), x, m.select(1, 5));
+    ff2_.forward_gated_residual(ff1_(h, gelu_tanh(), ff2_.input_dtype()), x, m.select(1, 5));
   }
   {
     const nn::LinearInput h = nn::LinearInput::norm_modulated(ctx, mc.select(1, 3), mc.select(1, 4), kNormEps);
-    cff2_.forward_gated_residual(cff1_(h, gelu_tanh()), ctx, mc.select(1, 5));
+    cff2_.forward_gated_residual(cff1_(h, gelu_tanh(), cff2_.input_dtype()), ctx, mc.select(1, 5));
   }
 }
 

@@ -72,7 +72,8 @@ void PixArtBlock::forward(Tensor& x, const Tensor& t6, const Tensor& context, co
     const nn::LinearInput h = norm_modulate(norm2_, x, shift_mlp, scale_mlp);
     kernels::GemmOptions act;
     act.activation = cfg_.ff_act;
-    ff2_.forward_gated_residual(ff1_(h, act), x, gate_mlp);
+    // FF1 writes bf16 when FF2 rounds its input to bf16 anyway (bf16 compute, float weights).
+    ff2_.forward_gated_residual(ff1_(h, act, ff2_.input_dtype()), x, gate_mlp);
   }
 }
 

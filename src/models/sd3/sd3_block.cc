@@ -73,11 +73,11 @@ void JointBlock::forward(Tensor& x, Tensor& ctx, const Tensor& silu_temb) const 
   gelu.activation = kernels::Activation::GeluTanh;
   {
     const nn::LinearInput h = nn::LinearInput::norm_modulated(x, m.select(1, 3), m.select(1, 4), kNormEps);
-    ff2_.forward_gated_residual(ff1_(h, gelu), x, m.select(1, 5));
+    ff2_.forward_gated_residual(ff1_(h, gelu, ff2_.input_dtype()), x, m.select(1, 5));
   }
   if (!pre_only_) {
     const nn::LinearInput h = nn::LinearInput::norm_modulated(ctx, mc.select(1, 3), mc.select(1, 4), kNormEps);
-    cff2_.forward_gated_residual(cff1_(h, gelu), ctx, mc.select(1, 5));
+    cff2_.forward_gated_residual(cff1_(h, gelu, cff2_.input_dtype()), ctx, mc.select(1, 5));
   }
 }
 
