@@ -46,8 +46,9 @@ class LinearKernel {
   // Whether forward_into / forward_quantized also take a bf16 y (no accumulate or gate): the f32
   // result rounded to nearest even, for consumers that round it anyway (bf16 attention).
   virtual bool writes_bf16() const { return false; }
-  // Whether the kernel rounds its input to bf16 before multiplying (bf16 compute): a producer can
-  // then hand it bf16 rows, the same values in half the bytes, with no rounding pass here.
+  // Whether the kernel works on bf16 activations (bf16 compute: PackedLinear rounds its input to
+  // bf16 itself; int8dq quantizes bf16 activations as torchao does on a bf16 model): a producer
+  // can then hand it bf16 rows, half the bytes, with no rounding pass here.
   virtual bool rounds_input_to_bf16() const { return false; }
   // Kernels that quantize their input per token (int8dq) say how, and take rows already quantized
   // that way (by the norm that produced them); the others return nothing and never get any.
@@ -143,8 +144,11 @@ class PackedLinear : public LinearKernel {
 // oneDNN's int8 GEMM, VNNI); y = act((acc * w_scale[n]) * x_scale[m] + b), optionally added to y.
 class Int8Linear : public LinearKernel {
  public:
-  // qweight: s8 [N, K]; w_scale: f32 [N]; bias: [N] or undefined.
-  Int8Linear(const Tensor& qweight, const Tensor& w_scale, const Tensor& bias, float act_divisor = 127.5f);
+  // qweight: s8 [N, K]; w_scale: f32 [N]; bias: [N] or undefined. bf16_activations (bf16 compute):
+  // the activations it quantizes may be bf16 (as in torchao on a bf16 model), so producers hand it
+  // bf16 rows (rounds_input_to_bf16()).
+  Int8Linear(const Tensor& qweight, const Tensor& w_scale, const Tensor& bias, float act_divisor = 127.5f,
+             bool bf16_activations = false);
   ~Int8Linear() override;
   int64_t in_features() const override { return k_; }
   int64_t out_features() const override { return n_; }
@@ -152,6 +156,7 @@ class Int8Linear : public LinearKernel {
   void forward_into(const Tensor& x, Tensor& y, const GemmOptions& opt = {}) const override;
   bool fuses_gate() const override;  // on AMX-INT8 CPUs
   bool writes_bf16() const override { return true; }
+  bool rounds_input_to_bf16() const override;
   std::optional<RowQuantSpec> input_quantization() const override;
   void forward_quantized(const QuantizedRows& x, Tensor& y, const GemmOptions& opt = {}) const override;
 

@@ -36,7 +36,7 @@ struct QuantizedRows {
 QuantizedRows make_quantized_rows(int64_t m, int64_t k, const RowQuantSpec& spec);
 // Quantizes row r (k values) into `out` as quantize_rows_s8 does, zero past k.
 void quantize_row(const float* x, int64_t r, QuantizedRows& out);
-// Every row of x [m, k].
-void quantize_rows(const float* x, QuantizedRows& out);
+// Every row of x [m, k] (f32, or bf16 widened row by row in L1).
+void quantize_rows(const Tensor& x, QuantizedRows& out);
 
 }  // namespace qdit::kernels

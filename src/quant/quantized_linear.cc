@@ -113,7 +113,8 @@ std::unique_ptr<kernels::LinearKernel> make_quantized_linear(const QuantizedWeig
   const Scheme& s = find_scheme(q.scheme);
   s.validate(q);
   if (s.activation() == ActivationQuant::Int8PerToken)
-    return std::make_unique<kernels::Int8Linear>(q.part("_weight_qdata"), q.part("_weight_scale"), bias, 127.5f);
+    return std::make_unique<kernels::Int8Linear>(q.part("_weight_qdata"), q.part("_weight_scale"), bias, 127.5f,
+                                                 compute == DType::BF16);
   std::unique_ptr<kernels::LinearKernel> tiled =
       compute == DType::F16 ? kernels::make_f16_compute_linear(s.decoder(q), bias)
                             : std::make_unique<kernels::TiledLinear>(s.decoder(q), bias, compute == DType::BF16);

@@ -120,6 +120,22 @@ TEST(Int8Linear, Bf16OutputIsTheRoundedF32Result) {
   }
 }
 
+// bf16 activations (bf16 compute): a bf16 input is quantized from its own values, exactly as the
+// f32 tensor holding them; only the bf16_activations Linear asks producers for bf16.
+TEST(Int8Linear, Bf16InputQuantizesItsValues) {
+  const int64_t m = 70, k = 200, n = 90;
+  Tensor qw = random_codes(n, k, 41);
+  Tensor ws_t = random_tensor({n}, 42, 1e-3f, 2e-3f);
+  Tensor b = random_tensor({n}, 43);
+  const Tensor xb = random_tensor({m, k}, 44, -3.0f, 3.0f).to(DType::BF16);
+  Int8Linear lin(qw, ws_t, b, 127.5f, true);
+  EXPECT_TRUE(lin.rounds_input_to_bf16());
+  EXPECT_FALSE(Int8Linear(qw, ws_t, b).rounds_input_to_bf16());
+  const Tensor ref = int8_reference(xb.to(DType::F32), qw, ws_t.to_vector(), b, Activation::GeluTanh);
+  expect_close(lin.forward(xb, {Activation::GeluTanh}), ref, 1e-5f, "bf16 input");
+  EXPECT_EQ(lin.forward(xb).to_vector(), lin.forward(xb.to(DType::F32)).to_vector());
+}
+
 // Quantized-row buffers refuse layouts the AMX tiles cannot hold.
 TEST(Int8Linear, QuantizedRowLayoutsAreChecked) {
   EXPECT_THROW(make_quantized_rows(4, 10, RowQuantSpec{127.5f, 10, 16, true}), qdit::Error);   // lda % 64

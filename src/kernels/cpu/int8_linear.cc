@@ -75,9 +75,25 @@ void quantize_row(const float* x, int64_t r, QuantizedRows& out) {
   for (int64_t c = 0; c < spec.lda; c += 64) std::memcpy(q + spec.offset(r, c), row + c, 64);
 }
 
-void quantize_rows(const float* x, QuantizedRows& out) {
+void quantize_rows(const Tensor& x_in, QuantizedRows& out) {
+  const int64_t k = out.k;
+  if (x_in.dtype() == DType::BF16) {
+    const Tensor x = x_in.contiguous();
+    const uint16_t* xp = x.data<uint16_t>();
+    parallel_for(out.m, 8, [&](int64_t r0, int64_t r1) {
+      static thread_local cpu::ThreadBuffer widened;
+      float* row = static_cast<float*>(widened.get(static_cast<size_t>(k) * sizeof(float)));
+      for (int64_t r = r0; r < r1; ++r) {
+        cpu::bf16_to_f32_buffer(xp + r * k, row, k);
+        quantize_row(row, r, out);
+      }
+    });
+    return;
+  }
+  const Tensor x = x_in.contiguous().to(DType::F32);
+  const float* xp = x.data<float>();
   parallel_for(out.m, 8, [&](int64_t r0, int64_t r1) {
-    for (int64_t r = r0; r < r1; ++r) quantize_row(x + r * out.k, r, out);
+    for (int64_t r = r0; r < r1; ++r) quantize_row(xp + r * k, r, out);
   });
 }
 
@@ -95,6 +111,7 @@ struct Int8Linear::Impl {
   std::vector<float> w_scale;
   Tensor bias;  // f32 [N] or undefined
   float divisor = 127.5f;
+  bool bf16_activations = false;
   int64_t chunk = 0;  // rows per GEMM call
   mutable std::mutex mu;
   mutable std::map<int64_t, dnnl::matmul> prims;  // by rows
@@ -122,8 +139,10 @@ struct Int8Linear::Impl {
   }
 };
 
-Int8Linear::Int8Linear(const Tensor& qweight, const Tensor& w_scale, const Tensor& bias, float act_divisor)
+Int8Linear::Int8Linear(const Tensor& qweight, const Tensor& w_scale, const Tensor& bias, float act_divisor,
+                       bool bf16_activations)
     : impl_(std::make_unique<Impl>()) {
+  impl_->bf16_activations = bf16_activations;
   QDIT_CHECK(qweight.dim() == 2 && qweight.dtype() == DType::I8, "[int8 linear] weight must be s8 [N, K], got ",
              qweight.desc());
   n_ = qweight.size(0);
@@ -162,15 +181,15 @@ size_t Int8Linear::weight_bytes() const {
 }
 
 bool Int8Linear::fuses_gate() const { return impl_->amx != nullptr; }
+bool Int8Linear::rounds_input_to_bf16() const { return impl_->bf16_activations; }
 
 void Int8Linear::forward_into(const Tensor& x_in, Tensor& y, const GemmOptions& opt) const {
   QDIT_CHECK(x_in.dim() >= 1 && x_in.size(-1) == k_, "[int8 linear] input ", x_in.desc(), " does not end in in_features=",
              k_);
   const int64_t m = x_in.numel() / k_;
-  Tensor x = x_in.contiguous().to(DType::F32);
   const RowQuantSpec spec = *input_quantization();
   QuantizedRows q = make_quantized_rows(m, k_, spec);
-  quantize_rows(x.data<float>(), q);
+  quantize_rows(x_in, q);
   forward_quantized(q, y, opt);
 }
 
