@@ -24,6 +24,7 @@ Tensor attention(const Tensor& q, const Tensor& k, const Tensor& v, const Tensor
 // bf16 compute on f32 (or bf16) q, k, v: the result of attention(q.to(bf16), k.to(bf16),
 // v.to(bf16), ...) (round to nearest even), without the bf16 copies where the kernel rounds while
 // it packs (the AMX kernel); q/k/v may be strided views such as heads of a fused q/k/v GEMM output.
+// out may be bf16: the f32 result rounded to nearest even (written so by the AMX kernel).
 Tensor attention_bf16(const Tensor& q, const Tensor& k, const Tensor& v, const Tensor* mask, float scale,
                       Tensor* out = nullptr);
 

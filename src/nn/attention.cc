@@ -40,7 +40,7 @@ Tensor heads_of(const Tensor& x, int64_t heads) {
 }  // namespace
 
 Tensor multi_head_attention(const Tensor& q, const Tensor& k, const Tensor& v, int64_t heads, const Tensor* mask,
-                            float scale, DType compute) {
+                            float scale, DType compute, DType out_dtype) {
   Tensor qh = heads_of(q, heads), kh = heads_of(k, heads), vh = heads_of(v, heads);
   const int64_t d = qh.size(3);
   if (scale == 0.0f) scale = 1.0f / std::sqrt(static_cast<float>(d));
@@ -53,7 +53,10 @@ Tensor multi_head_attention(const Tensor& q, const Tensor& k, const Tensor& v, i
     // The kernel rounds the f32 head views to bf16 as it packs them (no bf16 copies).
     std::vector<Tensor> qkv = {qh, kh, vh};
     round_to_one_dtype({&qkv});
-    return kernels::attention_bf16(qkv[0], qkv[1], qkv[2], mask, scale);
+    if (out_dtype != DType::BF16) return kernels::attention_bf16(qkv[0], qkv[1], qkv[2], mask, scale);
+    Tensor out = Tensor::empty({qh.size(0), qh.size(2), qh.size(1) * d}, DType::BF16);
+    kernels::attention_bf16(qkv[0], qkv[1], qkv[2], mask, scale, &out);
+    return out;
   }
   return kernels::attention(qh, kh, vh, mask, scale);
 }

@@ -11,8 +11,11 @@ namespace qdit::nn {
 // projection, read in place). mask: optional additive f32 mask broadcastable to [B, H, Sq, Skv].
 // scale defaults to D^-0.5.
 // compute BF16 rounds q/k/v to bf16 and uses the bf16 kernel.
+// out_dtype BF16 (with bf16 compute): the result rounded to bf16, for a consumer that rounds its
+// input to bf16 anyway (nn::Linear::input_dtype()).
 Tensor multi_head_attention(const Tensor& q, const Tensor& k, const Tensor& v, int64_t heads,
-                            const Tensor* mask = nullptr, float scale = 0.0f, DType compute = DType::F32);
+                            const Tensor* mask = nullptr, float scale = 0.0f, DType compute = DType::F32,
+                            DType out_dtype = DType::F32);
 
 // Joint attention (SD3, AuraFlow) over the concatenation along the sequence of one or two streams:
 // q/k/v parts [B, S_i, H*D] (or [B, S_i, H, D] head views); returns one [B, Sq_i, H*D] output per

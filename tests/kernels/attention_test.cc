@@ -336,6 +336,23 @@ TEST(Attention, Bf16ComputeOnF32ViewsEqualsBf16Copies) {
   }
 }
 
+// A bf16 output (for a consumer that rounds its input to bf16) is the f32 output rounded to nearest
+// even, element for element, for every variant (the AMX kernel writes it itself) and head dim.
+TEST(Attention, Bf16OutputIsTheRoundedF32Output) {
+  for (int64_t d : {72, 64, 13}) {
+    const Qkv t = make_qkv(2, 3, 45, 70, d, DType::F32, true, 60 + static_cast<uint32_t>(d));
+    const Tensor mask = key_padding(2, 70, -10000.0f);
+    for (const Tensor* m : {static_cast<const Tensor*>(nullptr), &mask})
+      for (auto isa : variants()) {
+        const Tensor want = cpu::attention_with_isa(t.q, t.k, t.v, m, 0.2f, nullptr, isa, true).to(DType::BF16);
+        Tensor got = Tensor::empty({2, 45, 3 * d}, DType::BF16);
+        cpu::attention_with_isa(t.q, t.k, t.v, m, 0.2f, &got, isa, true);
+        for (int64_t i = 0; i < got.numel(); ++i)
+          ASSERT_EQ(got.data<uint16_t>()[i], want.data<uint16_t>()[i]) << "D=" << d << " " << isa_name(isa) << " " << i;
+      }
+  }
+}
+
 void expect_attention_error(const std::function<void()>& fn, const std::string& needle);
 
 TEST(Attention, SequencePartsEqualTheConcatenation) {

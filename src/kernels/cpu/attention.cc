@@ -105,15 +105,20 @@ Tensor attention_with_isa(const Tensor& q, const Tensor& k, const Tensor& v, con
   const Shape out_shape{dm.b, dm.sq, dm.h * dm.d};
   Tensor result;
   if (out) {
-    QDIT_CHECK(out->defined() && out->dtype() == DType::F32 && out->shape() == out_shape &&
-                   out->is_contiguous(),
-               "[attention] out must be a contiguous f32 ", shape_str(out_shape), ", got ",
+    QDIT_CHECK(out->defined() && (out->dtype() == DType::F32 || out->dtype() == DType::BF16) &&
+                   out->shape() == out_shape && out->is_contiguous(),
+               "[attention] out must be a contiguous f32 or bf16 ", shape_str(out_shape), ", got ",
                out->defined() ? out->desc() : std::string("undefined"));
     result = *out;
   } else {
     result = Tensor::empty(out_shape, DType::F32);
   }
   if (result.numel() == 0) return result;
+  if (result.dtype() == DType::BF16 && (isa == AttentionIsa::Auto ? best_attention_isa() : isa) != AttentionIsa::Amx) {
+    // Only the AMX variant writes bf16 itself: the f32 result, rounded.
+    result.copy_from(attention_with_isa(q, k, v, mask, scale, nullptr, isa, round_to_bf16));
+    return result;
+  }
 
   if (isa == AttentionIsa::Auto) {
     isa = best_attention_isa();
@@ -157,7 +162,11 @@ Tensor attention_with_isa(const Tensor& q, const Tensor& k, const Tensor& v, con
     for (int i = 0; i < 4; ++i) p.mask_stride[i] = mask->size(i) == 1 ? 0 : mask->strides()[i];
   }
   p.scale = scale;
-  p.out = result.data<float>();
+  if (result.dtype() == DType::BF16) {
+    p.out_bf16 = result.data<uint16_t>();
+  } else {
+    p.out = result.data<float>();
+  }
   run_problem(p, variant);
   return result;
 }

@@ -558,9 +558,21 @@ struct AmxFlash {
       const float sum = ones_col ? src[p.d] : l[i];
       const __m512 inv = _mm512_set1_ps(sum > 0.0f ? 1.0f / sum : 0.0f);
       const int64_t srow = row0 + i;  // heads-merged [B, S, H*D], or its second part
+      int64_t d = 0;
+      if (p.out_bf16) {  // one part only: the same values rounded to nearest even
+        uint16_t* db = p.out_bf16 + ((b * p.sq + srow) * p.heads + h) * p.d;
+        for (; d + 16 <= p.d; d += 16) {
+          const __m512 x = _mm512_mul_ps(_mm512_loadu_ps(src + d), inv);
+          _mm256_storeu_si256(reinterpret_cast<__m256i*>(db + d), (__m256i)_mm512_cvtneps_pbh(x));
+        }
+        if (dtail) {
+          const __m512 x = _mm512_mul_ps(_mm512_loadu_ps(src + d), inv);
+          _mm256_mask_storeu_epi16(db + d, tmask, (__m256i)_mm512_cvtneps_pbh(x));
+        }
+        continue;
+      }
       float* dst = srow < p.out_split ? p.out + ((b * min64(p.sq, p.out_split) + srow) * p.heads + h) * p.d
                                       : p.out1 + ((b * (p.sq - p.out_split) + srow - p.out_split) * p.heads + h) * p.d;
-      int64_t d = 0;
       for (; d + 16 <= p.d; d += 16) _mm512_storeu_ps(dst + d, _mm512_mul_ps(_mm512_loadu_ps(src + d), inv));
       if (dtail) _mm512_mask_storeu_ps(dst + d, tmask, _mm512_mul_ps(_mm512_loadu_ps(src + d), inv));
     }

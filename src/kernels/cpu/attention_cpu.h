@@ -36,6 +36,9 @@ struct AttentionProblem {
   int64_t mask_stride[4] = {};  // b, h, query, key; 0 where the mask broadcasts
   float scale = 1.0f;
   float* out = nullptr;         // [B, Sq, H*D] contiguous
+  // Instead of out (AMX variant, one part): the output rounded to bf16 (nearest even), for a
+  // consumer that rounds its input to bf16 anyway.
+  uint16_t* out_bf16 = nullptr;
   // Tasks are (batch*head, query chunk) pairs: the query rows of each head are split into
   // q_chunks ranges so that small B*H still feeds every thread.
   int64_t q_chunks = 1;

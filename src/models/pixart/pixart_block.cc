@@ -55,14 +55,17 @@ void PixArtBlock::forward(Tensor& x, const Tensor& t6, const Tensor& context, co
     // Strided views, no copies; bf16 where the kernel writes it under bf16 compute (the attention
     // rounds q/k/v to bf16 anyway: half the bytes written and read).
     const std::vector<Tensor> qkv = qkv1_.views(h, d / cfg_.heads, compute_);
-    const Tensor a = nn::multi_head_attention(qkv[0], qkv[1], qkv[2], cfg_.heads, nullptr, 0.0f, compute_);
+    // bf16 when the output projection works on bf16 activations anyway (bf16 compute).
+    const Tensor a =
+        nn::multi_head_attention(qkv[0], qkv[1], qkv[2], cfg_.heads, nullptr, 0.0f, compute_, o1_.input_dtype());
     o1_.forward_gated_residual(a, x, gate_msa);
   }
   // 2. Cross-attention: PixArt feeds the un-normalised hidden states (norm2 is not applied here);
   //    the plain residual add is fused into the output projection.
   {
     const std::vector<Tensor> kv = kv2_.views(context, d / cfg_.heads, compute_);
-    const Tensor a = nn::multi_head_attention(q2_(x, {}, compute_), kv[0], kv[1], cfg_.heads, mask_bias, 0.0f, compute_);
+    const Tensor a = nn::multi_head_attention(q2_(x, {}, compute_), kv[0], kv[1], cfg_.heads, mask_bias, 0.0f, compute_,
+                                              o2_.input_dtype());
     kernels::GemmOptions acc;
     acc.accumulate = true;
     o2_.forward_into(a, x, acc);
