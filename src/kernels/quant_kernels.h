@@ -126,8 +126,8 @@ struct Kernels {
   void (*epilogue_rows)(const float* t, int64_t rows, int64_t n, const float* row_scale, const float* bias,
                         bool accumulate, float* out);
   // Per-token int8 (kernels::quantize_rows_s8, one row): scale = max(amax / divisor, f32 eps),
-  // q = clamp(round_half_even(x * (1 / scale)), -128, 127).
-  void (*act_quant_s8)(const float* x, int64_t k, float divisor, int8_t* q, float* scale);
+  // q = clamp(round_half_even(x * (1 / scale)), -128, 127); x f32, or bf16 (widened exactly).
+  void (*act_quant_s8)(const void* x, bool bf16, int64_t k, float divisor, int8_t* q, float* scale);
 };
 
 const Kernels& get(Isa isa = Isa::Auto);

@@ -365,19 +365,28 @@ TEST(QuantKernels, PerTokenActivationQuantization) {
       std::vector<float> x = random_floats(n, 11, -3.0f, 3.0f);
       std::vector<int8_t> q(static_cast<size_t>(n));
       float s = 0;
-      get(isa).act_quant_s8(x.data(), n, 127.5f, q.data(), &s);
-      float amax = 0;
-      for (float v : x) amax = std::max(amax, std::fabs(v));
-      const float want_s = std::max(amax / 127.5f, 1.1920928955078125e-07f);
-      ASSERT_EQ(f32_bits(s), f32_bits(want_s));
-      for (int64_t i = 0; i < n; ++i)
-        ASSERT_EQ(q[i], static_cast<int8_t>(std::clamp(std::nearbyint(x[i] * (1.0f / want_s)), -128.0f, 127.0f)));
+      for (bool bf16 : {false, true}) {
+        // bf16 rows: the codes and scale of the same values widened to f32.
+        std::vector<uint16_t> xb(x.size());
+        for (size_t i = 0; i < x.size(); ++i) {
+          xb[i] = f32_to_bf16(x[i]);
+          if (bf16) x[i] = bf16_to_f32(xb[i]);
+        }
+        get(isa).act_quant_s8(bf16 ? static_cast<const void*>(xb.data()) : x.data(), bf16, n, 127.5f, q.data(), &s);
+        float amax = 0;
+        for (float v : x) amax = std::max(amax, std::fabs(v));
+        const float want_s = std::max(amax / 127.5f, 1.1920928955078125e-07f);
+        ASSERT_EQ(f32_bits(s), f32_bits(want_s)) << "bf16 " << bf16 << " n " << n;
+        for (int64_t i = 0; i < n; ++i)
+          ASSERT_EQ(q[i], static_cast<int8_t>(std::clamp(std::nearbyint(x[i] * (1.0f / want_s)), -128.0f, 127.0f)))
+              << "bf16 " << bf16 << " n " << n << " i " << i;
+      }
     }
   // An all-zero row takes the eps scale.
   std::vector<float> z(20, 0.0f);
   std::vector<int8_t> q(20, 1);
   float s = 0;
-  get().act_quant_s8(z.data(), 20, 127.5f, q.data(), &s);
+  get().act_quant_s8(z.data(), false, 20, 127.5f, q.data(), &s);
   EXPECT_EQ(s, 1.1920928955078125e-07f);
   for (int8_t v : q) EXPECT_EQ(v, 0);
 }

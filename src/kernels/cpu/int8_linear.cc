@@ -32,7 +32,7 @@ void quantize_rows_s8(const float* x, int64_t m, int64_t k, float divisor, int8_
   const qk::Kernels& kern = qk::get();
   parallel_for(m, 8, [&](int64_t r0, int64_t r1) {
     for (int64_t r = r0; r < r1; ++r) {
-      kern.act_quant_s8(x + r * k, k, divisor, q + r * ldq, scales + r);
+      kern.act_quant_s8(x + r * k, false, k, divisor, q + r * ldq, scales + r);
       if (ldq > k) std::memset(q + r * ldq + k, 0, static_cast<size_t>(ldq - k));
     }
   });
@@ -57,23 +57,30 @@ QuantizedRows make_quantized_rows(int64_t m, int64_t k, const RowQuantSpec& spec
   return r;
 }
 
-void quantize_row(const float* x, int64_t r, QuantizedRows& out) {
+namespace {
+
+void quantize_any_row(const void* x, bool bf16, int64_t r, QuantizedRows& out) {
   const qk::Kernels& kern = qk::get();
   const RowQuantSpec& spec = out.spec;
   const int64_t k = out.k;
   int8_t* q = out.q.data<int8_t>();
   if (!spec.amx_tiles) {
-    kern.act_quant_s8(x, k, spec.divisor, q + r * spec.lda, out.scales.data<float>() + r);
+    kern.act_quant_s8(x, bf16, k, spec.divisor, q + r * spec.lda, out.scales.data<float>() + r);
     if (spec.lda > k) std::memset(q + r * spec.lda + k, 0, static_cast<size_t>(spec.lda - k));
     return;
   }
   // Quantized whole in L1, then scattered 64 bytes at a time into its tiles.
   static thread_local cpu::ThreadBuffer row_buffer;
   int8_t* row = static_cast<int8_t*>(row_buffer.get(static_cast<size_t>(spec.lda)));
-  kern.act_quant_s8(x, k, spec.divisor, row, out.scales.data<float>() + r);
+  kern.act_quant_s8(x, bf16, k, spec.divisor, row, out.scales.data<float>() + r);
   std::memset(row + k, 0, static_cast<size_t>(spec.lda - k));
   for (int64_t c = 0; c < spec.lda; c += 64) std::memcpy(q + spec.offset(r, c), row + c, 64);
 }
+
+}  // namespace
+
+void quantize_row(const float* x, int64_t r, QuantizedRows& out) { quantize_any_row(x, false, r, out); }
+void quantize_row(const uint16_t* x, int64_t r, QuantizedRows& out) { quantize_any_row(x, true, r, out); }
 
 void quantize_rows(const Tensor& x_in, QuantizedRows& out) {
   const int64_t k = out.k;
@@ -81,12 +88,7 @@ void quantize_rows(const Tensor& x_in, QuantizedRows& out) {
     const Tensor x = x_in.contiguous();
     const uint16_t* xp = x.data<uint16_t>();
     parallel_for(out.m, 8, [&](int64_t r0, int64_t r1) {
-      static thread_local cpu::ThreadBuffer widened;
-      float* row = static_cast<float*>(widened.get(static_cast<size_t>(k) * sizeof(float)));
-      for (int64_t r = r0; r < r1; ++r) {
-        cpu::bf16_to_f32_buffer(xp + r * k, row, k);
-        quantize_row(row, r, out);
-      }
+      for (int64_t r = r0; r < r1; ++r) quantize_row(xp + r * k, r, out);
     });
     return;
   }

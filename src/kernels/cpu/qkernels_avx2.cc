@@ -173,8 +173,8 @@ void lut4_f32(const Lut4Run& p, float* dst) {
   });
 }
 
-void act_quant(const float* x, int64_t k, float divisor, int8_t* q, float* scale) {
-  act_quant_t<V8>(x, k, divisor, q, scale);
+void act_quant(const void* x, bool bf16, int64_t k, float divisor, int8_t* q, float* scale) {
+  act_quant_t<V8>(x, bf16, k, divisor, q, scale);
 }
 
 }  // namespace

@@ -269,8 +269,8 @@ void fp8_mul_bf16(const uint8_t* c, int64_t n, bool e5m2, float s, Round r, uint
   }
 }
 
-void act_quant(const float* x, int64_t k, float divisor, int8_t* q, float* scale) {
-  act_quant_t<V16>(x, k, divisor, q, scale);
+void act_quant(const void* x, bool bf16, int64_t k, float divisor, int8_t* q, float* scale) {
+  act_quant_t<V16>(x, bf16, k, divisor, q, scale);
 }
 
 }  // namespace

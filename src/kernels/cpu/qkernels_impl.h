@@ -448,14 +448,14 @@ void epilogue_rows_t(const float* t, int64_t rows, int64_t n, const float* row_s
 
 // Per-token activation quantization (int8dq): scale = max(amax / divisor, eps), q = sat(rne(x / s)).
 template <class V>
-void act_quant_t(const float* x, int64_t k, float divisor, int8_t* q, float* scale) {
-  const float amax = abs_max_t<V, false>(x, false, k);
+void act_quant_t(const void* x, bool bf16, int64_t k, float divisor, int8_t* q, float* scale) {
+  const float amax = abs_max_t<V, false>(x, bf16, k);
   float s = amax / divisor;
   if (s < kF32Eps) s = kF32Eps;
   *scale = s;
   // Aggregate initialisation: no (inline, shared) constructor of the public struct runs here.
   const QuantS8Params p{1.0f / s, false, false, Round::None, -128.0f, 127.0f};
-  quant_s8_t<V, false, false, false>(x, false, k, p, q);
+  quant_s8_t<V, false, false, false>(x, bf16, k, p, q);
 }
 
 }  // namespace
