@@ -98,11 +98,14 @@ TEST(Int8Linear, LargePreActivations) {
 }
 
 // A bf16 output is the f32 result rounded to nearest even, element for element: partial last
-// panel (odd N), several row blocks, and an output large enough for the streamed stores.
+// panel (odd N), several row blocks, and an output large enough for the streamed stores. GELU is
+// computed to bf16 precision there: the correctly rounded value or one ulp from it, the rounding
+// itself decided exactly for nearly all elements.
 TEST(Int8Linear, Bf16OutputIsTheRoundedF32Result) {
   for (auto [m, k, n] : {std::make_tuple(45, 130, 77), std::make_tuple(2048, 64, 1024), std::make_tuple(300, 72, 1100)}) {
     Tensor qw = random_codes(n, k, 31);
-    Tensor ws_t = random_tensor({n}, 32, 1e-3f, 2e-3f);
+    // Weight scales up to 0.1 put GELU's input past +-100: both clamps of its exponent.
+    Tensor ws_t = random_tensor({n}, 32, 1e-3f, n == 1100 ? 0.1f : 2e-3f);
     Tensor b = random_tensor({n}, 33);
     Tensor x = random_tensor({m, k}, 34, -3.0f, 3.0f);
     Int8Linear lin(qw, ws_t, b);
@@ -111,9 +114,18 @@ TEST(Int8Linear, Bf16OutputIsTheRoundedF32Result) {
       const Tensor want = lin.forward(x, {a}).to(DType::BF16);
       Tensor got = Tensor::empty({m, n}, DType::BF16);
       lin.forward_into(x, got, {a});
-      for (int64_t i = 0; i < got.numel(); ++i)
-        ASSERT_EQ(got.data<uint16_t>()[i], want.data<uint16_t>()[i]) << m << "x" << k << "x" << n << " "
-                                                                     << activation_name(a) << " element " << i;
+      int64_t off_by_one = 0;
+      for (int64_t i = 0; i < got.numel(); ++i) {
+        const uint16_t g = got.data<uint16_t>()[i], w = want.data<uint16_t>()[i];
+        if (a == Activation::None || g == w) {
+          ASSERT_EQ(g, w) << m << "x" << k << "x" << n << " " << activation_name(a) << " element " << i;
+          continue;
+        }
+        // Same sign, adjacent codes: one ulp apart.
+        ASSERT_EQ(std::abs(static_cast<int>(g) - static_cast<int>(w)), 1) << m << "x" << k << "x" << n << " element " << i;
+        ++off_by_one;
+      }
+      EXPECT_LT(off_by_one, got.numel() / 20) << m << "x" << k << "x" << n << " " << activation_name(a);
     }
     Tensor y = Tensor::empty({m, n}, DType::BF16);
     EXPECT_THROW(lin.forward_into(x, y, {Activation::None, true}), qdit::Error);

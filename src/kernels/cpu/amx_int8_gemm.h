@@ -30,7 +30,8 @@ class AmxInt8Gemm {
     // Without accumulate: write y with non-temporal stores (outputs larger than L2, which the next
     // op reads long after; plain stores first read every line from memory).
     bool stream = false;
-    // y is bf16 (uint16_t bits, the f32 value rounded to nearest even); not with accumulate or gate.
+    // y is bf16 (uint16_t bits, the f32 value rounded to nearest even; GELU computed to bf16
+    // precision, within one ulp of that); not with accumulate or gate.
     bool bf16_out = false;
   };
   // value[i, j] = act((acc[i, j] * w_scale[j]) * a_scale[i] + bias[j]) into y (row stride ldy),

@@ -59,12 +59,14 @@ void block_32x32(const int8_t* a0, const int8_t* a1, const int8_t* b, int64_t st
   _tile_stored(3, c + 16 * 32 + 16, 128);
 }
 
-// act((float(acc) * ws) * as + bias) for the 16 columns of acc, ws, bias that mk selects.
+// act((float(acc) * ws) * as + bias) for the 16 columns of acc, ws, bias that mk selects; with
+// to_bf16 (the value is rounded to bf16 next) GELU is computed to bf16 precision only.
 inline __m512 epilogue_value(const int32_t* acc, const float* ws, __m512 vas, const float* bias, Activation act,
-                             __mmask16 mk) {
+                             __mmask16 mk, bool to_bf16 = false) {
   __m512 v = _mm512_mul_ps(_mm512_cvtepi32_ps(_mm512_maskz_loadu_epi32(mk, acc)), _mm512_maskz_loadu_ps(mk, ws));
   v = _mm512_mul_ps(v, vas);
   if (bias) v = _mm512_add_ps(v, _mm512_maskz_loadu_ps(mk, bias));
+  if (to_bf16 && act == Activation::GeluTanh) return gelu_tanh_to_bf16_precision(v);
   return activate(act, v);
 }
 
@@ -95,8 +97,8 @@ void epilogue_row_bf16(const int32_t* acc, int64_t cols, const float* ws, float 
   const __m512 vas = _mm512_set1_ps(as);
   for (int64_t j = 0; j < cols; j += 32) {
     const __mmask16 m0 = first_lanes(cols - j), m1 = first_lanes(cols - j - 16);
-    const __m512 v0 = epilogue_value(acc + j, ws + j, vas, bias ? bias + j : nullptr, act, m0);
-    const __m512 v1 = epilogue_value(acc + j + 16, ws + j + 16, vas, bias ? bias + j + 16 : nullptr, act, m1);
+    const __m512 v0 = epilogue_value(acc + j, ws + j, vas, bias ? bias + j : nullptr, act, m0, true);
+    const __m512 v1 = epilogue_value(acc + j + 16, ws + j + 16, vas, bias ? bias + j + 16 : nullptr, act, m1, true);
     const __m512i h = (__m512i)_mm512_cvtne2ps_pbh(v1, v0);
     if (stream && m1 == 0xFFFF && (reinterpret_cast<uintptr_t>(y + j) & 63) == 0) {
       _mm512_stream_si512(reinterpret_cast<__m512i*>(y + j), h);
