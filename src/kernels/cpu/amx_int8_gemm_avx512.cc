@@ -14,6 +14,7 @@
 #pragma GCC target("avx512f,avx512bw,avx512vl,avx512dq,avx512bf16,amx-tile,amx-int8")
 #include "qdit/kernels/cpu/amx_tiles.h"
 #include "qdit/kernels/cpu/activation_avx512.h"
+#include "qdit/kernels/cpu/transpose_avx512.h"
 
 namespace qdit::kernels::cpu {
 namespace {
@@ -104,37 +105,6 @@ void epilogue_row_bf16(const int32_t* acc, int64_t cols, const float* ws, float 
       _mm512_stream_si512(reinterpret_cast<__m512i*>(y + j), h);
     } else {
       _mm512_mask_storeu_epi16(y + j, (static_cast<__mmask32>(m1) << 16) | m0, h);
-    }
-  }
-}
-
-// Word indices for _mm512_permutex2var_epi32 (16 and up: the second vector) of transpose round b:
-// kLo[b] gives row i (bit b clear) its words with bit b clear and row i | 2^b's with bit b clear
-// moved up; kHi[b] the converse for row i | 2^b.
-struct TransposeIndices {
-  alignas(64) int32_t lo[4][16], hi[4][16];
-  constexpr TransposeIndices() : lo(), hi() {
-    for (int b = 0; b < 4; ++b)
-      for (int j = 0; j < 16; ++j) {
-        const int bit = 1 << b;
-        lo[b][j] = (j & bit) ? 16 + (j ^ bit) : j;
-        hi[b][j] = (j & bit) ? 16 + j : (j ^ bit);
-      }
-  }
-};
-constexpr TransposeIndices kTranspose;
-
-// r[i][j] <-> r[j][i] for 16 vectors of 16 32-bit words: four rounds, round b exchanging bit b of
-// the row index with bit b of the word index between rows i and i | 2^b.
-void transpose_16x16_words(__m512i r[16]) {
-  for (int b = 0; b < 4; ++b) {
-    const int bit = 1 << b;
-    const __m512i il = _mm512_load_si512(kTranspose.lo[b]), ih = _mm512_load_si512(kTranspose.hi[b]);
-    for (int i = 0; i < 16; ++i) {
-      if (i & bit) continue;
-      const __m512i x = r[i], y = r[i | bit];
-      r[i] = _mm512_permutex2var_epi32(x, il, y);
-      r[i | bit] = _mm512_permutex2var_epi32(x, ih, y);
     }
   }
 }

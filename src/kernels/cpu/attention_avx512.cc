@@ -18,6 +18,7 @@
 #pragma GCC target("avx512f,avx512bw,avx512vl,avx512dq,avx512bf16,fma,f16c,amx-tile,amx-bf16")
 #include "qdit/kernels/cpu/attention_impl.h"
 #include "qdit/kernels/cpu/amx_tiles.h"
+#include "qdit/kernels/cpu/transpose_avx512.h"
 
 namespace {
 
@@ -234,7 +235,7 @@ struct AmxFlash {
     }
   };
 
-  // 2^t for t <= kLazyLog2 (degree 4, rel. error 2.8e-6: far below the bf16 rounding of P); exactly
+  // 2^t for t <= kLazyLog2 (degree 3, rel. error 7.5e-5: well below the bf16 rounding of P, 2^-9); exactly
   // 0 below -125.5, where 2^t would be a denormal (the bf16 conversion flushes those to 0 anyway):
   // producing a denormal costs a microcode assist of ~100 cycles per instruction, and every masked
   // or padding key (score -inf) would pay it.
@@ -243,11 +244,10 @@ struct AmxFlash {
     const __mmask16 normal = _mm512_cmp_ps_mask(t, _mm512_set1_ps(-125.5f), _CMP_GE_OQ);
     const __m512 n = _mm512_roundscale_ps(t, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
     const __m512 f = _mm512_sub_ps(t, n);
-    __m512 y = _mm512_set1_ps(0.009582849596584161f);
-    y = _mm512_fmadd_ps(y, f, _mm512_set1_ps(0.055906428239241114f));
-    y = _mm512_fmadd_ps(y, f, _mm512_set1_ps(0.2402409870844655f));
-    y = _mm512_fmadd_ps(y, f, _mm512_set1_ps(0.6931241927709898f));
-    y = _mm512_fmadd_ps(y, f, _mm512_set1_ps(1.0f));
+    __m512 y = _mm512_set1_ps(0.05517167035420652f);
+    y = _mm512_fmadd_ps(y, f, _mm512_set1_ps(0.24261114309941975f));
+    y = _mm512_fmadd_ps(y, f, _mm512_set1_ps(0.6932609870388906f));
+    y = _mm512_fmadd_ps(y, f, _mm512_set1_ps(0.9999280723037175f));
     return _mm512_maskz_scalef_ps(normal, y, n);
   }
 
@@ -342,6 +342,14 @@ struct AmxFlash {
     return static_cast<const char*>(b0) + (b * st0[0] + h * st0[1] + s * st0[2]) * esz;
   }
 
+  // The lines of one head row (d elements of esz bytes): q/k/v rows lie a whole projection row
+  // apart, beyond what the hardware prefetchers follow, and usually come from DRAM (the GEMM
+  // before streamed them out).
+  static void prefetch_row(const char* row, int64_t bytes) {
+    for (int64_t o = 0; o < bytes; o += 64) _mm_prefetch(row + o, _MM_HINT_T0);
+    _mm_prefetch(row + bytes - 1, _MM_HINT_T0);
+  }
+
   // K as 16-key tiles of dim pairs [skv_pad/16][dq/2][16][2], V as key pairs [skv_pad/2][dp][2],
   // zero padded; with ones_col, V's column d (padding) is 1 for every real key.
   static void pack_kv(const AttentionProblem& p, int64_t b, int64_t h, const Ws& w, int64_t dq, int64_t dp,
@@ -350,14 +358,26 @@ struct AmxFlash {
     const int64_t esz = f32 ? 4 : 2;
     auto k_row = [&](int64_t j) { return in_row(p.k, p.k_stride, p.k1, p.k1_stride, p.k_split, b, h, j, esz); };
     auto v_row = [&](int64_t j) { return in_row(p.v, p.v_stride, p.v1, p.v1_stride, p.v_split, b, h, j, esz); };
-    std::memset(w.kp, 0, 2 * skv_pad * dq);
-    alignas(32) uint32_t pairs[8];
-    for (int64_t j = 0; j < p.skv; ++j) {
-      uint32_t* kt = reinterpret_cast<uint32_t*>(w.kp + (j / 16) * 16 * dq) + (j % 16);
-      const char* row = k_row(j);
-      for (int64_t d0 = 0; d0 < p.d; d0 += 16) {  // d0 + 16 <= dq: dq is a multiple of 32
-        _mm256_store_si256(reinterpret_cast<__m256i*>(pairs), row16(row, d0, p.d - d0, f32));
-        for (int64_t i = 0; i < 8; ++i) kt[(d0 / 2 + i) * 16] = pairs[i];
+    const int64_t row_bytes = esz * p.d;
+    // 16 keys at a time: their rows' 32-dim slices as 16 x 16 words (dim pairs), transposed into
+    // the tile's rows of 16 keys (a full line each); the next 16 keys' rows fetched meanwhile.
+    __m512i r[16];
+    for (int64_t j0 = 0; j0 < skv_pad; j0 += 16) {
+      uint16_t* tile = w.kp + (j0 / 16) * 16 * dq;
+      for (int64_t j = j0 + 16; j < min64(j0 + 32, p.skv); ++j) prefetch_row(k_row(j), row_bytes);
+      const int64_t keys = min64(16, p.skv - j0);
+      for (int64_t d0 = 0; d0 < dq; d0 += 32) {  // dq is a multiple of 32
+        for (int64_t i = 0; i < 16; ++i) {
+          if (i >= keys) {
+            r[i] = _mm512_setzero_si512();
+            continue;
+          }
+          const char* row = k_row(j0 + i);
+          const __m256i lo = row16(row, d0, p.d - d0, f32), hi = row16(row, d0 + 16, p.d - d0 - 16, f32);
+          r[i] = _mm512_inserti64x4(_mm512_castsi256_si512(lo), hi, 1);
+        }
+        transpose_16x16_words(r);
+        for (int64_t wd = 0; wd < 16; ++wd) _mm512_storeu_si512(tile + (d0 / 2 + wd) * 32, r[wd]);
       }
     }
     // V: interleave rows 2jp and 2jp+1 element by element, 16 dims at a time.
@@ -367,6 +387,7 @@ struct AmxFlash {
       const int64_t j0 = 2 * jp, j1 = 2 * jp + 1;
       const char* r0 = j0 < p.skv ? v_row(j0) : nullptr;
       const char* r1 = j1 < p.skv ? v_row(j1) : nullptr;
+      for (int64_t j = j0 + 16; j < min64(j0 + 18, p.skv); ++j) prefetch_row(v_row(j), row_bytes);
       uint16_t* dst = w.vp + jp * dp * 2;
       for (int64_t d0 = 0; d0 < dp; d0 += 16) {
         const __m256i a = r0 ? row16(r0, d0, p.d - d0, f32) : _mm256_setzero_si256();
@@ -427,6 +448,7 @@ struct AmxFlash {
   static void run_rows(const AttentionProblem& p, const Ws& w, const typename Fl::Geo& g, int64_t b, int64_t h,
                        int64_t r0, int64_t r1, int64_t kbs, int64_t nblocks, bool raw, float cx, bool ones_col) {
     const int64_t nq = (r1 - r0 + MQ - 1) / MQ, steps = nq * nblocks;
+    const int64_t q_esz = p.bf16 ? 2 : 4;
     auto rows_of = [&](int64_t qi) { return min64(MQ, r1 - r0 - qi * MQ); };
     auto nkp_of = [&](int64_t kb) { return round_up(min64(kbs, p.skv - kb * kbs), 32); };
     auto qbuf = [&](int64_t qi) { return w.qp + (qi & 1) * MQ * g.dq; };
@@ -511,6 +533,10 @@ struct AmxFlash {
         float* l = w.l + (qi & 1) * MQ;
         if (rows < rows_pad) std::memset(pb + rows * PS, 0, 2 * (rows_pad - rows) * PS);
         for (int64_t i = 0; i < rows; ++i) {
+          // The next query block's rows, during this block's first step: packed, they come from cache.
+          if (kb == 0 && qi + 1 < nq && i < rows_of(qi + 1))
+            prefetch_row(in_row(p.q, p.q_stride, p.q1, p.q1_stride, p.q_split, b, h, r0 + (qi + 1) * MQ + i, q_esz),
+                         q_esz * p.d);
           const float* mrow = nullptr;
           if (p.mask) {
             mrow = p.mask + b * p.mask_stride[0] + h * p.mask_stride[1] + (r0 + qi * MQ + i) * p.mask_stride[2] +
@@ -594,7 +620,8 @@ void run_tasks(const AttentionProblem& p, int64_t t0, int64_t t1, void* ws) {
   }
 }
 
-using Amx = AmxFlash<256, 256>;
+// Key ranges up to 384 (PixArt's 300 text tokens) in one block, longer ones in blocks of 256.
+using Amx = AmxFlash<384, 256>;
 size_t amx_ws_bytes(const AttentionProblem& p) {
   return p.bf16 || p.round_to_bf16 ? Amx::workspace_bytes(p) : F32::workspace_bytes(p);
 }
