@@ -119,7 +119,9 @@ TEST(Norm, LayerNormModulateS8EqualsQuantizedRows) {
         ASSERT_EQ(q.m, 14);
         ASSERT_EQ(q.k, d);
         for (int64_t r = 0; r < q.q.size(0); ++r) {
-          if (r < 14) ASSERT_EQ(q.scales.data<float>()[r], s_ref[r]) << "row " << r;
+          if (r < 14) {
+            ASSERT_EQ(q.scales.data<float>()[r], s_ref[r]) << "row " << r;
+          }
           for (int64_t j = 0; j < spec.lda; ++j) {
             const int8_t want = r < 14 && j < d ? q_ref[r * d + j] : 0;
             ASSERT_EQ(q.code(r, j), want) << "d=" << d << " row " << r << " col " << j << " tiles " << spec.amx_tiles;

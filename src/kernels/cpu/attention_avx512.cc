@@ -18,6 +18,7 @@
 #pragma GCC target("avx512f,avx512bw,avx512vl,avx512dq,avx512bf16,fma,f16c,amx-tile,amx-bf16")
 #include "qdit/kernels/cpu/attention_impl.h"
 #include "qdit/kernels/cpu/amx_tiles.h"
+#include "qdit/kernels/cpu/exp2_avx512.h"
 #include "qdit/kernels/cpu/transpose_avx512.h"
 
 namespace {
@@ -243,12 +244,7 @@ struct AmxFlash {
     // The mask also zeroes -inf and NaN scores (their f is NaN), so t needs no clamp.
     const __mmask16 normal = _mm512_cmp_ps_mask(t, _mm512_set1_ps(-125.5f), _CMP_GE_OQ);
     const __m512 n = _mm512_roundscale_ps(t, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
-    const __m512 f = _mm512_sub_ps(t, n);
-    __m512 y = _mm512_set1_ps(0.05517167035420652f);
-    y = _mm512_fmadd_ps(y, f, _mm512_set1_ps(0.24261114309941975f));
-    y = _mm512_fmadd_ps(y, f, _mm512_set1_ps(0.6932609870388906f));
-    y = _mm512_fmadd_ps(y, f, _mm512_set1_ps(0.9999280723037175f));
-    return _mm512_maskz_scalef_ps(normal, y, n);
+    return _mm512_maskz_scalef_ps(normal, exp2_fraction_bf16_precision(_mm512_sub_ps(t, n)), n);
   }
 
   // Online softmax of one row over keys [0, nk) of the block; writes nkp bf16 weights (zeros past
