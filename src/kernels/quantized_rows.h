@@ -34,11 +34,9 @@ struct QuantizedRows {
 
 // Buffers for m rows of k values in `spec`'s layout, the padding rows (past m) zeroed.
 QuantizedRows make_quantized_rows(int64_t m, int64_t k, const RowQuantSpec& spec);
-// Quantizes row r (k values) into `out` as quantize_rows_s8 does, zero past k; bf16 rows give the
-// codes and scale of the same values widened to f32.
+// Quantizes row r (k values) into `out` as quantize_rows_s8 does, zero past k.
 void quantize_row(const float* x, int64_t r, QuantizedRows& out);
-void quantize_row(const uint16_t* x, int64_t r, QuantizedRows& out);
-// Every row of x [m, k] (f32 or bf16).
+// Every row of x [m, k]: f32, or bf16 (the codes and scales of the same values widened to f32).
 void quantize_rows(const Tensor& x, QuantizedRows& out);
 
 }  // namespace qdit::kernels

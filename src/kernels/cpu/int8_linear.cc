@@ -80,7 +80,6 @@ void quantize_any_row(const void* x, bool bf16, int64_t r, QuantizedRows& out) {
 }  // namespace
 
 void quantize_row(const float* x, int64_t r, QuantizedRows& out) { quantize_any_row(x, false, r, out); }
-void quantize_row(const uint16_t* x, int64_t r, QuantizedRows& out) { quantize_any_row(x, true, r, out); }
 
 void quantize_rows(const Tensor& x_in, QuantizedRows& out) {
   const int64_t k = out.k;
@@ -88,7 +87,7 @@ void quantize_rows(const Tensor& x_in, QuantizedRows& out) {
     const Tensor x = x_in.contiguous();
     const uint16_t* xp = x.data<uint16_t>();
     parallel_for(out.m, 8, [&](int64_t r0, int64_t r1) {
-      for (int64_t r = r0; r < r1; ++r) quantize_row(xp + r * k, r, out);
+      for (int64_t r = r0; r < r1; ++r) quantize_any_row(xp + r * k, true, r, out);
     });
     return;
   }
