@@ -157,14 +157,23 @@ struct AmxFlash {
   // (row stride PS) . v (pairs of keys from vblk, row stride 2*dp).
   template <int NR>
   static void pv_piece(const uint16_t* pb, const uint16_t* vblk, int64_t dp, float* o, int64_t c, int64_t kc0,
-                       int64_t kc1) {
+                       int64_t kc1, bool fresh) {
     const int64_t vrow = 2 * dp;  // elements per pair-of-keys row
     if (c + 2 <= dp / 16) {
-      _tile_loadd(0, o + c * 16, dp * 4);
-      _tile_loadd(1, o + c * 16 + 16, dp * 4);
-      if constexpr (NR == 2) {
-        _tile_loadd(2, o + 16 * dp + c * 16, dp * 4);
-        _tile_loadd(3, o + 16 * dp + c * 16 + 16, dp * 4);
+      if (fresh) {
+        _tile_zero(0);
+        _tile_zero(1);
+        if constexpr (NR == 2) {
+          _tile_zero(2);
+          _tile_zero(3);
+        }
+      } else {
+        _tile_loadd(0, o + c * 16, dp * 4);
+        _tile_loadd(1, o + c * 16 + 16, dp * 4);
+        if constexpr (NR == 2) {
+          _tile_loadd(2, o + 16 * dp + c * 16, dp * 4);
+          _tile_loadd(3, o + 16 * dp + c * 16 + 16, dp * 4);
+        }
       }
       for (int64_t kc = kc0; kc < kc1; ++kc) {
         const uint16_t* v = vblk + kc * 16 * vrow + c * 32;
@@ -186,8 +195,13 @@ struct AmxFlash {
         _tile_stored(3, o + 16 * dp + c * 16 + 16, dp * 4);
       }
     } else {  // odd number of 16-dim tiles: the last one alone
-      _tile_loadd(0, o + c * 16, dp * 4);
-      if constexpr (NR == 2) _tile_loadd(2, o + 16 * dp + c * 16, dp * 4);
+      if (fresh) {
+        _tile_zero(0);
+        if constexpr (NR == 2) _tile_zero(2);
+      } else {
+        _tile_loadd(0, o + c * 16, dp * 4);
+        if constexpr (NR == 2) _tile_loadd(2, o + 16 * dp + c * 16, dp * 4);
+      }
       for (int64_t kc = kc0; kc < kc1; ++kc) {
         _tile_loadd(4, pb + kc * 32, PS * 2);
         _tile_loadd(6, vblk + kc * 16 * vrow + c * 32, vrow * 2);
@@ -211,6 +225,7 @@ struct AmxFlash {
     const uint16_t* vblk;
     float* o;
     int64_t pv_nkp = 0;
+    bool pv_first_block = false;  // O holds nothing yet: the first piece of each tile starts from 0
     const uint16_t* kblk;
     float* s;
     int64_t qk_nkp = 0;
@@ -223,10 +238,11 @@ struct AmxFlash {
       if (i < npv) {
         const int64_t g = i / pv_splits(), sp = i % pv_splits();
         const int64_t kc0 = sp * kPvChunks, kc1 = min64(kc0 + kPvChunks, pv_nkp / 32);
+        const bool fresh = pv_first_block && sp == 0;
         if (nr == 2) {
-          pv_piece<2>(pb, vblk, dp, o, 2 * g, kc0, kc1);
+          pv_piece<2>(pb, vblk, dp, o, 2 * g, kc0, kc1, fresh);
         } else {
-          pv_piece<1>(pb, vblk, dp, o, 2 * g, kc0, kc1);
+          pv_piece<1>(pb, vblk, dp, o, 2 * g, kc0, kc1, fresh);
         }
       } else if (nr == 2) {
         qk_piece<2>(q, dq, kblk, i - npv, s);
@@ -451,15 +467,15 @@ struct AmxFlash {
     auto obuf = [&](int64_t qi) { return w.o + (qi & 1) * MQ * g.dp; };
     auto sbuf = [&](int64_t st) { return w.s + (st & 1) * MQ * SS; };
     auto pbuf = [&](int64_t st) { return w.pb + (st & 1) * MQ * PS; };
-    // Query block qi's Q (before its first Q.K^T piece) and its cleared O, m, l (before its
-    // first softmax; the buffers are those of block qi-2, finished by then).
+    // Query block qi's Q (before its first Q.K^T piece) and its cleared m, l (before its first
+    // softmax; the buffers are those of block qi-2, finished by then). O needs no clearing: the
+    // P.V of key block 0 starts each tile from zero.
     auto pack_query_block = [&](int64_t qi) {
       const int64_t rows = rows_of(qi);
       pack_q(p, b, h, r0 + qi * MQ, rows, round_up(rows, 16), qbuf(qi), g.dq);
     };
     auto reset_query_block = [&](int64_t qi) {
       const int64_t rows_pad = round_up(rows_of(qi), 16);
-      std::memset(obuf(qi), 0, sizeof(float) * rows_pad * g.dp);
       float* m = w.m + (qi & 1) * MQ;
       float* l = w.l + (qi & 1) * MQ;
       for (int64_t i = 0; i < rows_pad; ++i) {
@@ -479,6 +495,7 @@ struct AmxFlash {
         tw.pb = pbuf(pv_step);
         tw.vblk = w.vp + kb * kbs * g.dp;
         tw.pv_nkp = nkp_of(kb);
+        tw.pv_first_block = kb == 0;
       }
       TileWork qk = tw;  // a different query block may have another row count
       qk.pv_nkp = 0;
@@ -529,9 +546,12 @@ struct AmxFlash {
         float* l = w.l + (qi & 1) * MQ;
         if (rows < rows_pad) std::memset(pb + rows * PS, 0, 2 * (rows_pad - rows) * PS);
         for (int64_t i = 0; i < rows; ++i) {
-          // The next query block's rows, during this block's first step: packed, they come from cache.
-          if (kb == 0 && qi + 1 < nq && i < rows_of(qi + 1))
-            prefetch_row(in_row(p.q, p.q_stride, p.q1, p.q1_stride, p.q_split, b, h, r0 + (qi + 1) * MQ + i, q_esz),
+          // The rows of the next query block to be packed (block q is packed at the start of step
+          // q*nblocks - 1, so with one key block that is qi + 2), during this block's first step:
+          // packed, they come from cache.
+          const int64_t qn = (st + 1) / nblocks + 1;
+          if (kb == 0 && qn < nq && i < rows_of(qn))
+            prefetch_row(in_row(p.q, p.q_stride, p.q1, p.q1_stride, p.q_split, b, h, r0 + qn * MQ + i, q_esz),
                          q_esz * p.d);
           const float* mrow = nullptr;
           if (p.mask) {
