@@ -76,6 +76,8 @@ INSTANTIATE_TEST_SUITE_P(Sizes, Int8LinearShapes,
                                            std::make_tuple(300, 72, 40), std::make_tuple(200, 32, 4100),
                                            // several blocks of rows in the AMX kernel (about 1 MiB of codes each)
                                            std::make_tuple(290, 4100, 36),
+                                           // k = 1152 in one pass, 1216 in two (passes of at most 1152)
+                                           std::make_tuple(70, 1152, 40), std::make_tuple(70, 1216, 40),
                                            // outputs of 4 MiB and more: streamed (non-temporal) stores, with
                                            // 64-byte aligned rows and with rows at odd offsets
                                            std::make_tuple(1024, 32, 1024), std::make_tuple(1040, 24, 1100)));

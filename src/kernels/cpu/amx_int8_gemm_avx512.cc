@@ -24,12 +24,18 @@ constexpr int64_t kStep = 64;    // k per tile product (16 rows of 4-byte k quad
 constexpr int64_t kTile = 1024;  // bytes per B tile
 constexpr int64_t kBlockBytes = int64_t{1} << 20;  // s8 activation rows per block: about 1 MiB, in L2
 constexpr int64_t kAddendAhead = 16;  // rows between prefetching an addend line and using it
-constexpr int64_t kMaxDepth = 640;  // k per pass: the panel's <= 20 KiB of weights for it stay in L1
+// k per pass: the panel's <= 36 KiB of weights for it stay in L1 while the activation tiles pass
+// through (loaded with the non-temporal hint, which keeps them out of L1). Passes of 1152 rather
+// than 576 (with plain loads the A stream evicted a 36 KiB slice) measured 7-10% faster per GEMM:
+// fewer accumulator stores and reloads between passes.
+constexpr int64_t kMaxDepth = 1152;
 
 int64_t round_up(int64_t x, int64_t m) { return (x + m - 1) / m * m; }
 
 // c (32 x 32 s32, row stride 32) += or = a . b panel slice (steps tiles), a as AMX A tiles: rows
-// 0-15 from a0, rows 16-31 from a1, one contiguous KiB per 64-deep step.
+// 0-15 from a0, rows 16-31 from a1, one contiguous KiB per 64-deep step. The A tiles are used once
+// per panel and come from L2: loaded with the non-temporal hint (TILELOADDT1), they leave the
+// panel's weight slice in L1.
 // Tiles 0-3: the accumulators (row half r, column half c at 2r + c); 4-5: A (16 rows x 64 k
 // each); 6-7: B (64 k x 16 columns each).
 void block_32x32(const int8_t* a0, const int8_t* a1, const int8_t* b, int64_t steps, int32_t* c, bool load_c) {
@@ -45,12 +51,12 @@ void block_32x32(const int8_t* a0, const int8_t* a1, const int8_t* b, int64_t st
     _tile_zero(3);
   }
   for (int64_t s = 0; s < steps; ++s) {
-    _tile_loadd(4, a0 + s * kTile, 64);
+    _tile_stream_loadd(4, a0 + s * kTile, 64);
     _tile_loadd(6, b + s * 2 * kTile, 64);
     _tile_loadd(7, b + s * 2 * kTile + kTile, 64);
     _tile_dpbssd(0, 4, 6);
     _tile_dpbssd(1, 4, 7);
-    _tile_loadd(5, a1 + s * kTile, 64);
+    _tile_stream_loadd(5, a1 + s * kTile, 64);
     _tile_dpbssd(2, 5, 6);
     _tile_dpbssd(3, 5, 7);
   }
