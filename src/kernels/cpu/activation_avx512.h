@@ -76,16 +76,15 @@ inline __m512 activate(Activation act, __m512 x) {
 // error 7.5e-5, exp2_avx512.h) and the unrefined 14-bit reciprocal (6.1e-5), against bf16's 2^-9 half-ulp: the
 // rounded result is the correctly rounded one or one ulp from it, at about 60% of activate()'s
 // instructions. x / (1 + 2^t) with t = -2 log2(e) sqrt(2/pi) (x + 0.044715 x^3), clamped to
-// [-126, 80 log2(e)]: above, the same e^80 bound as activate() (the result is x e^-80 there, not
-// an underflow to 0), below, 2^t would be a denormal and 1 + 2^t is 1 anyway.
+// [-125, 80 log2(e)]: above, the same e^80 bound as activate() (the result is x e^-80 there, not
+// an underflow to 0), below, 2^t would come near the denormals (the polynomial's 2^-126 is one)
+// and 1 + 2^t is 1 anyway.
 inline __m512 gelu_tanh_to_bf16_precision(__m512 x) {
   constexpr float c1 = -2.0f * 1.4426950408889634f * 0.7978845608028654f;
   const __m512 x2 = _mm512_mul_ps(x, x);
   __m512 t = _mm512_mul_ps(x, _mm512_fmadd_ps(x2, _mm512_set1_ps(c1 * 0.044715f), _mm512_set1_ps(c1)));
-  t = _mm512_min_ps(_mm512_max_ps(t, _mm512_set1_ps(-126.0f)), _mm512_set1_ps(80.0f * 1.4426950408889634f));
-  const __m512 n = _mm512_roundscale_ps(t, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
-  const __m512 p = exp2_fraction_bf16_precision(_mm512_sub_ps(t, n));
-  const __m512 d = _mm512_add_ps(_mm512_scalef_ps(p, n), _mm512_set1_ps(1.0f));
+  t = _mm512_min_ps(_mm512_max_ps(t, _mm512_set1_ps(-125.0f)), _mm512_set1_ps(80.0f * 1.4426950408889634f));
+  const __m512 d = _mm512_add_ps(exp2_bf16_precision(t), _mm512_set1_ps(1.0f));
   return _mm512_mul_ps(x, _mm512_rcp14_ps(d));
 }
 

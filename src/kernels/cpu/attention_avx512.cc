@@ -259,8 +259,7 @@ struct AmxFlash {
   static __m512 exp2(__m512 t) {
     // The mask also zeroes -inf and NaN scores (their f is NaN), so t needs no clamp.
     const __mmask16 normal = _mm512_cmp_ps_mask(t, _mm512_set1_ps(-125.5f), _CMP_GE_OQ);
-    const __m512 n = _mm512_roundscale_ps(t, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
-    return _mm512_maskz_scalef_ps(normal, exp2_fraction_bf16_precision(_mm512_sub_ps(t, n)), n);
+    return exp2_bf16_precision(t, normal);
   }
 
   // Online softmax of one row over keys [0, nk) of the block; writes nkp bf16 weights (zeros past
