@@ -119,6 +119,8 @@ int cmd_bench_step(int argc, char** argv) {
   QDIT_CHECK(!opt.arch.empty() || !opt.model_dir.empty(), "give --arch or --model (see qdit bench-step --help)");
   opt.quant = quant.resolve();
   if (!versus.empty()) {
+    QDIT_CHECK(!ops && !markdown, "--versus prints neither per-op times (--ops) nor a markdown row (--markdown): "
+               "the interleaved forwards would mix them; run each configuration alone for those");
     api::StepBenchOptions other = opt;
     other.quant = {};
     if (versus == "f32" || versus == "bf16") {

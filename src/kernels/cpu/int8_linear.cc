@@ -82,19 +82,12 @@ void quantize_any_row(const void* x, bool bf16, int64_t r, QuantizedRows& out) {
 void quantize_row(const float* x, int64_t r, QuantizedRows& out) { quantize_any_row(x, false, r, out); }
 
 void quantize_rows(const Tensor& x_in, QuantizedRows& out) {
-  const int64_t k = out.k;
-  if (x_in.dtype() == DType::BF16) {
-    const Tensor x = x_in.contiguous();
-    const uint16_t* xp = x.data<uint16_t>();
-    parallel_for(out.m, 8, [&](int64_t r0, int64_t r1) {
-      for (int64_t r = r0; r < r1; ++r) quantize_any_row(xp + r * k, true, r, out);
-    });
-    return;
-  }
-  const Tensor x = x_in.contiguous().to(DType::F32);
-  const float* xp = x.data<float>();
+  const bool bf16 = x_in.dtype() == DType::BF16;  // quantized as is; other dtypes widened to f32
+  const Tensor x = bf16 ? x_in.contiguous() : x_in.contiguous().to(DType::F32);
+  const char* xp = static_cast<const char*>(x.raw_data());
+  const int64_t row_bytes = out.k * (bf16 ? 2 : 4);
   parallel_for(out.m, 8, [&](int64_t r0, int64_t r1) {
-    for (int64_t r = r0; r < r1; ++r) quantize_row(xp + r * k, r, out);
+    for (int64_t r = r0; r < r1; ++r) quantize_any_row(xp + r * row_bytes, bf16, r, out);
   });
 }
 
