@@ -45,7 +45,9 @@ TEST(BenchStepCli, FolderAtReducedDepthWithQuantization) {
 TEST(BenchStepCli, BadArgumentsFailWithOneLineErrors) {
   for (const char* args : {"bench-step", "bench-step --arch pixart-sigma --dtype f64",
                            "bench-step --arch pixart-sigma --tiny --layers 5", "bench-step --arch unet --tiny",
-                           "bench-step --arch pixart-sigma --tiny --quant nosuch", "bench-step --arch auraflow --bogus"}) {
+                           "bench-step --arch pixart-sigma --tiny --quant nosuch", "bench-step --arch auraflow --bogus",
+                           "bench-step --arch pixart-sigma --tiny --versus bf16 --ops",
+                           "bench-step --arch pixart-sigma --tiny --versus nosuch"}) {
     const RunResult r = run(args);
     EXPECT_EQ(r.code, 1) << args << "\n" << r.output;
     EXPECT_TRUE(contains(r.output, "qdit bench-step: error:")) << args << "\n" << r.output;
